@@ -1,0 +1,3 @@
+module github.com/goclip/goclip
+
+go 1.26

@@ -1,0 +1,157 @@
+// Package checkpoint reads CLIP checkpoints in the formats people publish
+// them in: safetensors (open_clip and Hugging Face), PyTorch zip pickles
+// (state dicts and OpenAI's TorchScript archives), without executing code.
+package checkpoint
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+)
+
+// DType is a tensor element type, spelled as in the safetensors header.
+type DType string
+
+// The element types goclip understands.
+const (
+	F64  DType = "F64"
+	F32  DType = "F32"
+	F16  DType = "F16"
+	BF16 DType = "BF16"
+	I64  DType = "I64"
+	I32  DType = "I32"
+	I16  DType = "I16"
+	I8   DType = "I8"
+	U8   DType = "U8"
+	Bool DType = "BOOL"
+)
+
+// Size returns the size in bytes of one element, or 0 for an unknown type.
+func (d DType) Size() int {
+	switch d {
+	case F64, I64:
+		return 8
+	case F32, I32:
+		return 4
+	case F16, BF16, I16:
+		return 2
+	case I8, U8, Bool:
+		return 1
+	}
+	return 0
+}
+
+// Tensor is one named tensor of a checkpoint. Its bytes are little-endian
+// and row-major; they may be memory-mapped from the file.
+type Tensor struct {
+	Name  string
+	DType DType
+	Shape []int
+	Data  []byte
+}
+
+// NumElements returns the product of the shape (1 for a scalar).
+func (t *Tensor) NumElements() int {
+	n := 1
+	for _, d := range t.Shape {
+		n *= d
+	}
+	return n
+}
+
+// Float32 returns the tensor's values as float32, converting F16, BF16, F64
+// and integer types. The result is always a fresh slice the caller owns.
+func (t *Tensor) Float32() ([]float32, error) {
+	n := t.NumElements()
+	if len(t.Data) != n*t.DType.Size() {
+		return nil, fmt.Errorf("tensor %q: %d bytes for %d elements of %s", t.Name, len(t.Data), n, t.DType)
+	}
+	out := make([]float32, n)
+	b := t.Data
+	switch t.DType {
+	case F32:
+		for i := range out {
+			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+	case F16:
+		for i := range out {
+			out[i] = HalfToFloat32(binary.LittleEndian.Uint16(b[2*i:]))
+		}
+	case BF16:
+		for i := range out {
+			out[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(b[2*i:])) << 16)
+		}
+	case F64:
+		for i := range out {
+			out[i] = float32(math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:])))
+		}
+	case I64:
+		for i := range out {
+			out[i] = float32(int64(binary.LittleEndian.Uint64(b[8*i:])))
+		}
+	case I32:
+		for i := range out {
+			out[i] = float32(int32(binary.LittleEndian.Uint32(b[4*i:])))
+		}
+	case U8:
+		for i := range out {
+			out[i] = float32(b[i])
+		}
+	default:
+		return nil, fmt.Errorf("tensor %q: cannot convert %s to float32", t.Name, t.DType)
+	}
+	return out, nil
+}
+
+// Int64 returns the values of an integer tensor as int64.
+func (t *Tensor) Int64() ([]int64, error) {
+	n := t.NumElements()
+	if len(t.Data) != n*t.DType.Size() {
+		return nil, fmt.Errorf("tensor %q: %d bytes for %d elements of %s", t.Name, len(t.Data), n, t.DType)
+	}
+	out := make([]int64, n)
+	b := t.Data
+	switch t.DType {
+	case I64:
+		for i := range out {
+			out[i] = int64(binary.LittleEndian.Uint64(b[8*i:]))
+		}
+	case I32:
+		for i := range out {
+			out[i] = int64(int32(binary.LittleEndian.Uint32(b[4*i:])))
+		}
+	case U8, Bool:
+		for i := range out {
+			out[i] = int64(b[i])
+		}
+	case I8:
+		for i := range out {
+			out[i] = int64(int8(b[i]))
+		}
+	default:
+		return nil, fmt.Errorf("tensor %q: cannot convert %s to int64", t.Name, t.DType)
+	}
+	return out, nil
+}
+
+// HalfToFloat32 converts an IEEE 754 binary16 value to float32 exactly.
+func HalfToFloat32(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	mant := uint32(h) & 0x3ff
+	switch {
+	case exp == 0 && mant == 0:
+		return math.Float32frombits(sign)
+	case exp == 0: // subnormal
+		e := uint32(127 - 15 + 1)
+		for mant&0x400 == 0 {
+			mant <<= 1
+			e--
+		}
+		mant &= 0x3ff
+		return math.Float32frombits(sign | e<<23 | mant<<13)
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0xff<<23 | mant<<13)
+	}
+	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
+}
