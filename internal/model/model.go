@@ -1,0 +1,246 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/goclip/goclip/internal/checkpoint"
+)
+
+// ImageTower is either a VisionTransformer or a ModifiedResNet.
+type ImageTower interface {
+	Forward(ar *Arena, out, pixels []float32, batch int, trace Tracer)
+}
+
+// Model is a complete CLIP: image tower, text tower and logit scale.
+type Model struct {
+	Config     Config
+	Visual     ImageTower
+	Text       *TextTransformer
+	LogitScale float32 // log-space parameter; the forward uses exp(LogitScale)
+
+	arenas sync.Pool
+}
+
+// New builds a Model from a reference-named state dict, checking every
+// tensor's presence and shape against cfg first.
+func New(cfg Config, f *checkpoint.File) (*Model, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Path, err)
+	}
+	if err := cfg.CheckShapes(f); err != nil {
+		return nil, err
+	}
+	l := &loader{f: f}
+	m := &Model{Config: cfg}
+	ls := l.get("logit_scale")
+	if len(ls) == 1 {
+		m.LogitScale = ls[0]
+	}
+	m.Text = buildText(l, cfg)
+	if cfg.Vision.IsResNet() {
+		m.Visual = buildResNet(l, cfg)
+	} else {
+		m.Visual = buildViT(l, cfg)
+	}
+	if l.err != nil {
+		return nil, l.err
+	}
+	return m, nil
+}
+
+func (c Config) validate() error {
+	check := func(ok bool, format string, a ...any) error {
+		if !ok {
+			return fmt.Errorf("invalid model configuration: "+format, a...)
+		}
+		return nil
+	}
+	v, t := c.Vision, c.Text
+	errs := []error{
+		check(c.EmbedDim > 0, "embed_dim %d", c.EmbedDim),
+		check(t.Width > 0 && t.Heads > 0 && t.Width%t.Heads == 0, "text width %d not divisible into %d heads", t.Width, t.Heads),
+		check(t.ContextLength > 0 && t.VocabSize > 0, "text context %d / vocab %d", t.ContextLength, t.VocabSize),
+		check(v.Width > 0 && v.Heads > 0 && v.ImageSize > 0, "vision width %d, heads %d, image size %d", v.Width, v.Heads, v.ImageSize),
+	}
+	if v.IsResNet() {
+		errs = append(errs, check(v.ImageSize%32 == 0, "ResNet image size %d is not a multiple of 32", v.ImageSize),
+			check(v.Width%2 == 0 && (v.Width*32)%v.Heads == 0, "ResNet width %d with %d heads", v.Width, v.Heads))
+	} else {
+		errs = append(errs, check(v.ImageSize%v.PatchSize == 0, "image size %d is not a multiple of patch size %d", v.ImageSize, v.PatchSize),
+			check(v.Width%v.Heads == 0, "vision width %d not divisible into %d heads", v.Width, v.Heads))
+	}
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// loader pulls float32 weights out of a state dict, keeping the first error.
+type loader struct {
+	f   *checkpoint.File
+	err error
+}
+
+func (l *loader) get(name string) []float32 {
+	t := l.f.Tensor(name)
+	if t == nil {
+		if l.err == nil {
+			l.err = fmt.Errorf("%s: missing tensor %q", l.f.Path, name)
+		}
+		return nil
+	}
+	v, err := t.Float32()
+	if err != nil && l.err == nil {
+		l.err = fmt.Errorf("%s: %w", l.f.Path, err)
+	}
+	return v
+}
+
+func (l *loader) linear(prefix string, in, out int) Linear {
+	return Linear{W: l.get(prefix + ".weight"), B: l.get(prefix + ".bias"), In: in, Out: out}
+}
+
+func (l *loader) layerNorm(prefix string, dim int, eps float32) LayerNorm {
+	return LayerNorm{G: l.get(prefix + ".weight"), B: l.get(prefix + ".bias"), Dim: dim, Eps: eps}
+}
+
+func (l *loader) transformer(prefix string, layers, width, heads int, cfg Config) Transformer {
+	var t Transformer
+	for i := range layers {
+		p := fmt.Sprintf("%s%d.", prefix, i)
+		t.Blocks = append(t.Blocks, Block{
+			LN1: l.layerNorm(p+"ln_1", width, cfg.LayerNormEps),
+			LN2: l.layerNorm(p+"ln_2", width, cfg.LayerNormEps),
+			Attn: Attention{
+				In:    Linear{W: l.get(p + "attn.in_proj_weight"), B: l.get(p + "attn.in_proj_bias"), In: width, Out: 3 * width},
+				Out:   l.linear(p+"attn.out_proj", width, width),
+				Heads: heads,
+			},
+			MLP: MLP{FC: l.linear(p+"mlp.c_fc", width, 4*width), Proj: l.linear(p+"mlp.c_proj", 4*width, width), QuickGELU: cfg.QuickGELU},
+		})
+	}
+	return t
+}
+
+func buildText(l *loader, cfg Config) *TextTransformer {
+	t := cfg.Text
+	return &TextTransformer{
+		TokenEmbedding: l.get("token_embedding.weight"),
+		PosEmbedding:   l.get("positional_embedding"),
+		Transformer:    l.transformer("transformer.resblocks.", t.Layers, t.Width, t.Heads, cfg),
+		LNFinal:        l.layerNorm("ln_final", t.Width, cfg.LayerNormEps),
+		Proj:           l.get("text_projection"),
+		Width:          t.Width, Context: t.ContextLength, Vocab: t.VocabSize, EmbedDim: cfg.EmbedDim,
+	}
+}
+
+func buildViT(l *loader, cfg Config) *VisionTransformer {
+	v := cfg.Vision
+	return &VisionTransformer{
+		Patch:          Linear{W: l.get("visual.conv1.weight"), In: 3 * v.PatchSize * v.PatchSize, Out: v.Width},
+		PatchSize:      v.PatchSize,
+		ImageSize:      v.ImageSize,
+		Width:          v.Width,
+		ClassEmbedding: l.get("visual.class_embedding"),
+		PosEmbedding:   l.get("visual.positional_embedding"),
+		LNPre:          l.layerNorm("visual.ln_pre", v.Width, cfg.LayerNormEps),
+		LNPost:         l.layerNorm("visual.ln_post", v.Width, cfg.LayerNormEps),
+		Transformer:    l.transformer("visual.transformer.resblocks.", v.Layers, v.Width, v.Heads, cfg),
+		Proj:           l.get("visual.proj"),
+		EmbedDim:       cfg.EmbedDim,
+	}
+}
+
+// convBN loads a bias-free convolution followed by BatchNorm (eps 1e-5,
+// eval mode) and folds the normalisation into the convolution.
+func (l *loader) convBN(conv, bn string, in, out, k, stride, pad int) Conv2d {
+	w := l.get(conv + ".weight")
+	g, b := l.get(bn+".weight"), l.get(bn+".bias")
+	mean, variance := l.get(bn+".running_mean"), l.get(bn+".running_var")
+	c := Conv2d{W: w, B: make([]float32, out), In: in, Out: out, K: k, Stride: stride, Pad: pad}
+	if l.err != nil {
+		return c
+	}
+	per := in * k * k
+	for o := range out {
+		s := float64(g[o]) / math.Sqrt(float64(variance[o])+1e-5)
+		for i := range per {
+			w[o*per+i] = float32(float64(w[o*per+i]) * s)
+		}
+		c.B[o] = float32(float64(b[o]) - float64(mean[o])*s)
+	}
+	return c
+}
+
+func buildResNet(l *loader, cfg Config) *ModifiedResNet {
+	v := cfg.Vision
+	w := v.Width
+	r := &ModifiedResNet{ImageSize: v.ImageSize, EmbedDim: cfg.EmbedDim}
+	r.Stem[0] = l.convBN("visual.conv1", "visual.bn1", 3, w/2, 3, 2, 1)
+	r.Stem[1] = l.convBN("visual.conv2", "visual.bn2", w/2, w/2, 3, 1, 1)
+	r.Stem[2] = l.convBN("visual.conv3", "visual.bn3", w/2, w, 3, 1, 1)
+	in := w
+	for li, nb := range v.Layers4 {
+		planes := w << li
+		var stage []Bottleneck
+		for b := range nb {
+			p := fmt.Sprintf("visual.layer%d.%d", li+1, b)
+			stride := 1
+			if li > 0 && b == 0 {
+				stride = 2
+			}
+			blk := Bottleneck{
+				Conv1:  l.convBN(p+".conv1", p+".bn1", in, planes, 1, 1, 0),
+				Conv2:  l.convBN(p+".conv2", p+".bn2", planes, planes, 3, 1, 1),
+				Conv3:  l.convBN(p+".conv3", p+".bn3", planes, planes*4, 1, 1, 0),
+				Stride: stride,
+			}
+			if stride > 1 || in != planes*4 {
+				d := l.convBN(p+".downsample.0", p+".downsample.1", in, planes*4, 1, 1, 0)
+				blk.Down = &d
+			}
+			stage = append(stage, blk)
+			in = planes * 4
+		}
+		r.Layers = append(r.Layers, stage)
+	}
+	d := w * 32
+	r.Pool = AttentionPool{
+		Pos:   l.get("visual.attnpool.positional_embedding"),
+		Q:     l.linear("visual.attnpool.q_proj", d, d),
+		K:     l.linear("visual.attnpool.k_proj", d, d),
+		V:     l.linear("visual.attnpool.v_proj", d, d),
+		C:     l.linear("visual.attnpool.c_proj", d, cfg.EmbedDim),
+		Heads: v.Heads,
+		Dim:   d,
+	}
+	return r
+}
+
+func (m *Model) arena() *Arena {
+	if a, ok := m.arenas.Get().(*Arena); ok {
+		a.Reset()
+		return a
+	}
+	return &Arena{}
+}
+
+// EncodeImage maps preprocessed pixels [batch, 3, S, S] to unnormalised
+// image features [batch, embed]. trace may be nil.
+func (m *Model) EncodeImage(out, pixels []float32, batch int, trace Tracer) {
+	ar := m.arena()
+	defer m.arenas.Put(ar)
+	m.Visual.Forward(ar, out, pixels, batch, trace)
+}
+
+// EncodeText maps token rows of length ContextLength to unnormalised text
+// features [len(tokens), embed]. trace may be nil.
+func (m *Model) EncodeText(out []float32, tokens [][]int32, trace Tracer) error {
+	ar := m.arena()
+	defer m.arenas.Put(ar)
+	return m.Text.Forward(ar, out, tokens, trace)
+}

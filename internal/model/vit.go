@@ -1,0 +1,146 @@
+package model
+
+import (
+	"fmt"
+
+	"github.com/goclip/goclip/internal/kernels"
+)
+
+// VisionTransformer is CLIP's ViT image tower.
+type VisionTransformer struct {
+	Patch          Linear // conv1 as a matmul over flattened patches [width, 3·p·p]
+	PatchSize      int
+	ImageSize      int
+	Width          int
+	ClassEmbedding []float32
+	PosEmbedding   []float32 // [grid²+1, width]
+	LNPre, LNPost  LayerNorm
+	Transformer    Transformer
+	Proj           []float32 // [width, embed]
+	EmbedDim       int
+}
+
+// Forward maps pixels [batch, 3, S, S] to features [batch, embed] in out.
+func (v *VisionTransformer) Forward(ar *Arena, out, pixels []float32, batch int, trace Tracer) {
+	p, s, w := v.PatchSize, v.ImageSize, v.Width
+	g := s / p
+	np := g * g
+	pd := 3 * p * p
+	patches := ar.Get(batch * np * pd)
+	kernels.Parallel(batch*np, func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			b, gi := t/np, t%np
+			gy, gx := gi/g, gi%g
+			dst := patches[t*pd : t*pd+pd]
+			k := 0
+			for c := range 3 {
+				plane := pixels[(b*3+c)*s*s:]
+				for ky := range p {
+					row := plane[(gy*p+ky)*s+gx*p:]
+					copy(dst[k:k+p], row[:p])
+					k += p
+				}
+			}
+		}
+	})
+	emb := ar.Get(batch * np * w)
+	v.Patch.Forward(emb, patches, batch*np)
+	if trace != nil {
+		nchw := make([]float32, batch*w*np)
+		for b := range batch {
+			for i := range np {
+				for c := range w {
+					nchw[(b*w+c)*np+i] = emb[(b*np+i)*w+c]
+				}
+			}
+		}
+		trace("visual/conv1", nchw, []int{batch, w, g, g})
+	}
+	seq := np + 1
+	x := ar.Get(batch * seq * w)
+	for b := range batch {
+		xb := x[b*seq*w:]
+		for c := range w {
+			xb[c] = v.ClassEmbedding[c] + v.PosEmbedding[c]
+		}
+		for i := range np {
+			src := emb[(b*np+i)*w:]
+			dst := xb[(i+1)*w:]
+			pos := v.PosEmbedding[(i+1)*w:]
+			for c := range w {
+				dst[c] = src[c] + pos[c]
+			}
+		}
+	}
+	if trace != nil {
+		trace("visual/ln_pre_input", x, []int{batch, seq, w})
+	}
+	v.LNPre.Forward(x, x, batch*seq)
+	if trace != nil {
+		trace("visual/ln_pre", x, []int{batch, seq, w})
+	}
+	v.Transformer.Forward(ar, x, batch, seq, false, trace, "visual/")
+	pooled := ar.Get(batch * w)
+	for b := range batch {
+		copy(pooled[b*w:(b+1)*w], x[b*seq*w:b*seq*w+w])
+	}
+	v.LNPost.Forward(pooled, pooled, batch)
+	if trace != nil {
+		trace("visual/pooled", pooled, []int{batch, w})
+	}
+	kernels.MatMul(out[:batch*v.EmbedDim], pooled, v.Proj, batch, v.EmbedDim, w)
+}
+
+// TextTransformer is CLIP's causal text tower, pooled at the end-of-text
+// token (the first position holding the highest token id).
+type TextTransformer struct {
+	TokenEmbedding []float32 // [vocab, width]
+	PosEmbedding   []float32 // [ctx, width]
+	Transformer    Transformer
+	LNFinal        LayerNorm
+	Proj           []float32 // [width, embed]
+	Width, Context int
+	Vocab          int
+	EmbedDim       int
+}
+
+// Forward maps tokens [batch, Context] to features [batch, embed] in out.
+func (t *TextTransformer) Forward(ar *Arena, out []float32, tokens [][]int32, trace Tracer) error {
+	batch, w, L := len(tokens), t.Width, t.Context
+	x := ar.Get(batch * L * w)
+	eot := make([]int, batch)
+	for b, row := range tokens {
+		if len(row) != L {
+			return fmt.Errorf("text %d has %d tokens, the model's context length is %d", b, len(row), L)
+		}
+		best := int32(-1)
+		for l, id := range row {
+			if id < 0 || int(id) >= t.Vocab {
+				return fmt.Errorf("text %d: token id %d at position %d is outside the vocabulary of %d", b, id, l, t.Vocab)
+			}
+			if id > best {
+				best, eot[b] = id, l
+			}
+			e := t.TokenEmbedding[int(id)*w : int(id)*w+w]
+			p := t.PosEmbedding[l*w : l*w+w]
+			d := x[(b*L+l)*w : (b*L+l)*w+w]
+			for c := range d {
+				d[c] = e[c] + p[c]
+			}
+		}
+	}
+	if trace != nil {
+		trace("text/embed", x, []int{batch, L, w})
+	}
+	t.Transformer.Forward(ar, x, batch, L, true, trace, "text/")
+	pooled := ar.Get(batch * w)
+	for b := range batch {
+		copy(pooled[b*w:(b+1)*w], x[(b*L+eot[b])*w:])
+	}
+	t.LNFinal.Forward(pooled, pooled, batch)
+	if trace != nil {
+		trace("text/pooled", pooled, []int{batch, w})
+	}
+	kernels.MatMul(out[:batch*t.EmbedDim], pooled, t.Proj, batch, t.EmbedDim, w)
+	return nil
+}
