@@ -7,40 +7,26 @@
 package kernels
 
 // Linear computes y[m,n] = x[m,k] · w[n,k]ᵀ + bias[n], the PyTorch nn.Linear
-// layout (w is [out, in]). bias may be nil.
+// layout (w is [out, in]). bias may be nil. It packs w on every call: for a
+// weight used repeatedly, PackLinear it once and call LinearPacked.
 func Linear(y, x, w, bias []float32, m, n, k int) {
-	Parallel(m, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			xi := x[i*k : i*k+k]
-			yi := y[i*n : i*n+n]
-			for j := 0; j < n; j++ {
-				s := Dot(xi, w[j*k:j*k+k])
-				if bias != nil {
-					s += bias[j]
-				}
-				yi[j] = s
-			}
+	if m <= 0 || n <= 0 {
+		return
+	}
+	beta := float32(0)
+	if bias != nil {
+		bias = bias[:n]
+		for i := 0; i < m; i++ {
+			copy(y[i*n:i*n+n], bias)
 		}
-	})
+		beta = 1
+	}
+	Sgemm(false, true, m, n, k, 1, x, k, w, k, beta, y, n)
 }
 
 // MatMul computes c[m,n] = a[m,k] · b[k,n].
 func MatMul(c, a, b []float32, m, n, k int) {
-	Parallel(m, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			ci := c[i*n : i*n+n]
-			for j := range ci {
-				ci[j] = 0
-			}
-			for p := 0; p < k; p++ {
-				av := a[i*k+p]
-				bp := b[p*n : p*n+n]
-				for j := range ci {
-					ci[j] += av * bp[j]
-				}
-			}
-		}
-	})
+	Sgemm(false, false, m, n, k, 1, a, k, b, n, 0, c, n)
 }
 
 // Dot returns Σ a[i]·b[i] over len(a) elements.

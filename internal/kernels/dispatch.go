@@ -1,0 +1,127 @@
+package kernels
+
+import (
+	"fmt"
+	"os"
+	"sync/atomic"
+	"unsafe"
+)
+
+// simdLevel says which vector helpers (exp, activations) may be used
+// alongside a microkernel.
+type simdLevel int
+
+const (
+	simdNone simdLevel = iota
+	simdAVX2
+)
+
+// microKernel describes one register-tile kernel of the packed SGEMM and the
+// cache blocking that suits it.
+type microKernel struct {
+	name   string
+	mr, nr int // register tile: rows of A, columns of B
+	kc, mc int // cache blocks: depth of a packed panel, rows of a packed A block
+	// fn computes an mr×nr tile of C from packed panels; see sgemm_amd64.s.
+	fn   func(k int, a, b, c *float32, ldc int, accum int)
+	simd simdLevel
+}
+
+// goKernel is the portable microkernel, always available.
+var goKernel = &microKernel{name: "go", mr: 4, nr: 4, kc: 256, mc: 128, fn: sgemmKernelGo}
+
+var (
+	available []*microKernel // best first; goKernel is last
+	current   atomic.Pointer[microKernel]
+)
+
+func init() {
+	available = append(archKernels(), goKernel)
+	k := available[0]
+	if name := os.Getenv("GOCLIP_KERNEL"); name != "" {
+		if err := SetKernel(name); err != nil {
+			fmt.Fprintf(os.Stderr, "goclip: GOCLIP_KERNEL: %v; using %q\n", err, k.name)
+		} else {
+			return
+		}
+	}
+	current.Store(k)
+}
+
+// Kernels returns the names of the GEMM microkernels this CPU and build can
+// run, fastest first: a subset of "avx512", "avx2", "neon", and always "go".
+func Kernels() []string {
+	names := make([]string, len(available))
+	for i, k := range available {
+		names[i] = k.name
+	}
+	return names
+}
+
+// Kernel returns the name of the microkernel in use.
+func Kernel() string { return current.Load().name }
+
+// SetKernel selects the microkernel by name (one of Kernels()). The
+// environment variable GOCLIP_KERNEL does the same at start-up. Weights
+// packed by PackLinear keep the kernel they were packed for.
+func SetKernel(name string) error {
+	for _, k := range available {
+		if k.name == name {
+			current.Store(k)
+			return nil
+		}
+	}
+	return fmt.Errorf("kernel %q not available on this CPU/build (have %v)", name, Kernels())
+}
+
+// sgemmKernelGo is the portable 4×4 microkernel (same contract as the
+// assembly ones).
+func sgemmKernelGo(k int, a, b, c *float32, ldc int, accum int) {
+	ap := unsafe.Slice(a, 4*k)
+	bp := unsafe.Slice(b, 4*k)
+	var c00, c01, c02, c03, c10, c11, c12, c13 float32
+	var c20, c21, c22, c23, c30, c31, c32, c33 float32
+	for p := 0; p < k; p++ {
+		av := ap[4*p : 4*p+4 : 4*p+4]
+		bv := bp[4*p : 4*p+4 : 4*p+4]
+		b0, b1, b2, b3 := bv[0], bv[1], bv[2], bv[3]
+		a0 := av[0]
+		c00 += a0 * b0
+		c01 += a0 * b1
+		c02 += a0 * b2
+		c03 += a0 * b3
+		a1 := av[1]
+		c10 += a1 * b0
+		c11 += a1 * b1
+		c12 += a1 * b2
+		c13 += a1 * b3
+		a2 := av[2]
+		c20 += a2 * b0
+		c21 += a2 * b1
+		c22 += a2 * b2
+		c23 += a2 * b3
+		a3 := av[3]
+		c30 += a3 * b0
+		c31 += a3 * b1
+		c32 += a3 * b2
+		c33 += a3 * b3
+	}
+	cs := unsafe.Slice(c, 3*ldc+4)
+	rows := [4][4]float32{
+		{c00, c01, c02, c03},
+		{c10, c11, c12, c13},
+		{c20, c21, c22, c23},
+		{c30, c31, c32, c33},
+	}
+	for i := range rows {
+		r := cs[i*ldc : i*ldc+4 : i*ldc+4]
+		if accum != 0 {
+			r[0] += rows[i][0]
+			r[1] += rows[i][1]
+			r[2] += rows[i][2]
+			r[3] += rows[i][3]
+		} else {
+			r[0], r[1], r[2], r[3] = rows[i][0], rows[i][1], rows[i][2], rows[i][3]
+		}
+	}
+}

@@ -1,0 +1,221 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// Vectorised e^x for the softmax and QuickGELU (AVX2+FMA), the same
+// algorithm as expf in ops.go: clamp to [-87.3, 88], n = floor(x·log2e+½),
+// r = x - n·ln2 (two parts), e^r by a degree-7 polynomial, scale by 2^n.
+
+// Each constant is stored 8 times (one YMM vector).
+DATA expconst<>+0(SB)/4, $0xc2aeac4f
+DATA expconst<>+4(SB)/4, $0xc2aeac4f
+DATA expconst<>+8(SB)/4, $0xc2aeac4f
+DATA expconst<>+12(SB)/4, $0xc2aeac4f
+DATA expconst<>+16(SB)/4, $0xc2aeac4f
+DATA expconst<>+20(SB)/4, $0xc2aeac4f
+DATA expconst<>+24(SB)/4, $0xc2aeac4f
+DATA expconst<>+28(SB)/4, $0xc2aeac4f
+DATA expconst<>+32(SB)/4, $0x42b00000
+DATA expconst<>+36(SB)/4, $0x42b00000
+DATA expconst<>+40(SB)/4, $0x42b00000
+DATA expconst<>+44(SB)/4, $0x42b00000
+DATA expconst<>+48(SB)/4, $0x42b00000
+DATA expconst<>+52(SB)/4, $0x42b00000
+DATA expconst<>+56(SB)/4, $0x42b00000
+DATA expconst<>+60(SB)/4, $0x42b00000
+DATA expconst<>+64(SB)/4, $0x3fb8aa3b
+DATA expconst<>+68(SB)/4, $0x3fb8aa3b
+DATA expconst<>+72(SB)/4, $0x3fb8aa3b
+DATA expconst<>+76(SB)/4, $0x3fb8aa3b
+DATA expconst<>+80(SB)/4, $0x3fb8aa3b
+DATA expconst<>+84(SB)/4, $0x3fb8aa3b
+DATA expconst<>+88(SB)/4, $0x3fb8aa3b
+DATA expconst<>+92(SB)/4, $0x3fb8aa3b
+DATA expconst<>+96(SB)/4, $0x3f000000
+DATA expconst<>+100(SB)/4, $0x3f000000
+DATA expconst<>+104(SB)/4, $0x3f000000
+DATA expconst<>+108(SB)/4, $0x3f000000
+DATA expconst<>+112(SB)/4, $0x3f000000
+DATA expconst<>+116(SB)/4, $0x3f000000
+DATA expconst<>+120(SB)/4, $0x3f000000
+DATA expconst<>+124(SB)/4, $0x3f000000
+DATA expconst<>+128(SB)/4, $0x3f318000
+DATA expconst<>+132(SB)/4, $0x3f318000
+DATA expconst<>+136(SB)/4, $0x3f318000
+DATA expconst<>+140(SB)/4, $0x3f318000
+DATA expconst<>+144(SB)/4, $0x3f318000
+DATA expconst<>+148(SB)/4, $0x3f318000
+DATA expconst<>+152(SB)/4, $0x3f318000
+DATA expconst<>+156(SB)/4, $0x3f318000
+DATA expconst<>+160(SB)/4, $0xb95e8083
+DATA expconst<>+164(SB)/4, $0xb95e8083
+DATA expconst<>+168(SB)/4, $0xb95e8083
+DATA expconst<>+172(SB)/4, $0xb95e8083
+DATA expconst<>+176(SB)/4, $0xb95e8083
+DATA expconst<>+180(SB)/4, $0xb95e8083
+DATA expconst<>+184(SB)/4, $0xb95e8083
+DATA expconst<>+188(SB)/4, $0xb95e8083
+DATA expconst<>+192(SB)/4, $0x39506967
+DATA expconst<>+196(SB)/4, $0x39506967
+DATA expconst<>+200(SB)/4, $0x39506967
+DATA expconst<>+204(SB)/4, $0x39506967
+DATA expconst<>+208(SB)/4, $0x39506967
+DATA expconst<>+212(SB)/4, $0x39506967
+DATA expconst<>+216(SB)/4, $0x39506967
+DATA expconst<>+220(SB)/4, $0x39506967
+DATA expconst<>+224(SB)/4, $0x3ab743ce
+DATA expconst<>+228(SB)/4, $0x3ab743ce
+DATA expconst<>+232(SB)/4, $0x3ab743ce
+DATA expconst<>+236(SB)/4, $0x3ab743ce
+DATA expconst<>+240(SB)/4, $0x3ab743ce
+DATA expconst<>+244(SB)/4, $0x3ab743ce
+DATA expconst<>+248(SB)/4, $0x3ab743ce
+DATA expconst<>+252(SB)/4, $0x3ab743ce
+DATA expconst<>+256(SB)/4, $0x3c088908
+DATA expconst<>+260(SB)/4, $0x3c088908
+DATA expconst<>+264(SB)/4, $0x3c088908
+DATA expconst<>+268(SB)/4, $0x3c088908
+DATA expconst<>+272(SB)/4, $0x3c088908
+DATA expconst<>+276(SB)/4, $0x3c088908
+DATA expconst<>+280(SB)/4, $0x3c088908
+DATA expconst<>+284(SB)/4, $0x3c088908
+DATA expconst<>+288(SB)/4, $0x3d2aa9c1
+DATA expconst<>+292(SB)/4, $0x3d2aa9c1
+DATA expconst<>+296(SB)/4, $0x3d2aa9c1
+DATA expconst<>+300(SB)/4, $0x3d2aa9c1
+DATA expconst<>+304(SB)/4, $0x3d2aa9c1
+DATA expconst<>+308(SB)/4, $0x3d2aa9c1
+DATA expconst<>+312(SB)/4, $0x3d2aa9c1
+DATA expconst<>+316(SB)/4, $0x3d2aa9c1
+DATA expconst<>+320(SB)/4, $0x3e2aaaaa
+DATA expconst<>+324(SB)/4, $0x3e2aaaaa
+DATA expconst<>+328(SB)/4, $0x3e2aaaaa
+DATA expconst<>+332(SB)/4, $0x3e2aaaaa
+DATA expconst<>+336(SB)/4, $0x3e2aaaaa
+DATA expconst<>+340(SB)/4, $0x3e2aaaaa
+DATA expconst<>+344(SB)/4, $0x3e2aaaaa
+DATA expconst<>+348(SB)/4, $0x3e2aaaaa
+DATA expconst<>+352(SB)/4, $0x3f000000
+DATA expconst<>+356(SB)/4, $0x3f000000
+DATA expconst<>+360(SB)/4, $0x3f000000
+DATA expconst<>+364(SB)/4, $0x3f000000
+DATA expconst<>+368(SB)/4, $0x3f000000
+DATA expconst<>+372(SB)/4, $0x3f000000
+DATA expconst<>+376(SB)/4, $0x3f000000
+DATA expconst<>+380(SB)/4, $0x3f000000
+DATA expconst<>+384(SB)/4, $0x3f800000
+DATA expconst<>+388(SB)/4, $0x3f800000
+DATA expconst<>+392(SB)/4, $0x3f800000
+DATA expconst<>+396(SB)/4, $0x3f800000
+DATA expconst<>+400(SB)/4, $0x3f800000
+DATA expconst<>+404(SB)/4, $0x3f800000
+DATA expconst<>+408(SB)/4, $0x3f800000
+DATA expconst<>+412(SB)/4, $0x3f800000
+DATA expconst<>+416(SB)/4, $0xbfd9db23
+DATA expconst<>+420(SB)/4, $0xbfd9db23
+DATA expconst<>+424(SB)/4, $0xbfd9db23
+DATA expconst<>+428(SB)/4, $0xbfd9db23
+DATA expconst<>+432(SB)/4, $0xbfd9db23
+DATA expconst<>+436(SB)/4, $0xbfd9db23
+DATA expconst<>+440(SB)/4, $0xbfd9db23
+DATA expconst<>+444(SB)/4, $0xbfd9db23
+DATA expconst<>+448(SB)/4, $0x0000007f
+DATA expconst<>+452(SB)/4, $0x0000007f
+DATA expconst<>+456(SB)/4, $0x0000007f
+DATA expconst<>+460(SB)/4, $0x0000007f
+DATA expconst<>+464(SB)/4, $0x0000007f
+DATA expconst<>+468(SB)/4, $0x0000007f
+DATA expconst<>+472(SB)/4, $0x0000007f
+DATA expconst<>+476(SB)/4, $0x0000007f
+GLOBL expconst<>(SB), RODATA|NOPTR, $480
+
+#define K_LO expconst<>+0(SB)
+#define K_HI expconst<>+32(SB)
+#define K_LOG2E expconst<>+64(SB)
+#define K_HALF expconst<>+96(SB)
+#define K_C1 expconst<>+128(SB)
+#define K_C2 expconst<>+160(SB)
+#define K_P0 expconst<>+192(SB)
+#define K_P1 expconst<>+224(SB)
+#define K_P2 expconst<>+256(SB)
+#define K_P3 expconst<>+288(SB)
+#define K_P4 expconst<>+320(SB)
+#define K_P5 expconst<>+352(SB)
+#define K_ONE expconst<>+384(SB)
+#define K_MQ expconst<>+416(SB)
+#define K_BIAS expconst<>+448(SB)
+
+// EXP sets Y0 = e^Y0, clobbering Y1-Y3.
+#define EXP \
+	VMAXPS       K_LO, Y0, Y0; \
+	VMINPS       K_HI, Y0, Y0; \
+	VMOVUPS      K_LOG2E, Y1; \
+	VFMADD213PS  K_HALF, Y0, Y1; \
+	VROUNDPS     $1, Y1, Y1; \
+	VFNMADD231PS K_C1, Y1, Y0; \
+	VFNMADD231PS K_C2, Y1, Y0; \
+	VMOVUPS      K_P0, Y2; \
+	VFMADD213PS  K_P1, Y0, Y2; \
+	VFMADD213PS  K_P2, Y0, Y2; \
+	VFMADD213PS  K_P3, Y0, Y2; \
+	VFMADD213PS  K_P4, Y0, Y2; \
+	VFMADD213PS  K_P5, Y0, Y2; \
+	VMULPS       Y0, Y0, Y3; \
+	VFMADD213PS  Y0, Y3, Y2; \
+	VADDPS       K_ONE, Y2, Y2; \
+	VCVTPS2DQ    Y1, Y1; \
+	VPADDD       K_BIAS, Y1, Y1; \
+	VPSLLD       $23, Y1, Y1; \
+	VMULPS       Y1, Y2, Y0
+
+// func quickGELUAVX2(x *float32, n int)
+// x[i] = x[i] / (1 + e^(-1.702·x[i])) for the first n&^7 elements.
+TEXT ·quickGELUAVX2(SB), NOSPLIT, $0-16
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	SHRQ $3, CX
+	JEQ  qdone
+
+qloop:
+	VMOVUPS (DI), Y4
+	VMULPS  K_MQ, Y4, Y0
+	EXP
+	VADDPS  K_ONE, Y0, Y0
+	VDIVPS  Y0, Y4, Y4
+	VMOVUPS Y4, (DI)
+	ADDQ    $32, DI
+	DECQ    CX
+	JNE     qloop
+
+qdone:
+	VZEROUPPER
+	RET
+
+// func expShiftSumAVX2(x *float32, n int, shift float32) (sum float32)
+// x[i] = e^(x[i]-shift) for the first n&^7 elements; returns their sum.
+TEXT ·expShiftSumAVX2(SB), NOSPLIT, $0-28
+	MOVQ         x+0(FP), DI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS shift+16(FP), Y5
+	VXORPS       Y6, Y6, Y6
+	SHRQ         $3, CX
+	JEQ          edone
+
+eloop:
+	VMOVUPS (DI), Y0
+	VSUBPS  Y5, Y0, Y0
+	EXP
+	VMOVUPS Y0, (DI)
+	VADDPS  Y0, Y6, Y6
+	ADDQ    $32, DI
+	DECQ    CX
+	JNE     eloop
+
+edone:
+	VEXTRACTF128 $1, Y6, X7
+	VADDPS       X7, X6, X6
+	VHADDPS      X6, X6, X6
+	VHADDPS      X6, X6, X6
+	MOVSS        X6, sum+24(FP)
+	VZEROUPPER
+	RET

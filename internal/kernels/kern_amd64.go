@@ -1,0 +1,22 @@
+//go:build amd64 && !purego
+
+package kernels
+
+//go:noescape
+func sgemmKernelAVX2(k int, a, b, c *float32, ldc int, accum int)
+
+//go:noescape
+func sgemmKernelAVX512(k int, a, b, c *float32, ldc int, accum int)
+
+// archKernels lists the assembly microkernels this CPU can run, best first.
+func archKernels() []*microKernel {
+	avx2, avx512 := cpuFeatures()
+	var ks []*microKernel
+	if avx512 {
+		ks = append(ks, &microKernel{name: "avx512", mr: 6, nr: 32, kc: 256, mc: 144, fn: sgemmKernelAVX512, simd: simdAVX2})
+	}
+	if avx2 {
+		ks = append(ks, &microKernel{name: "avx2", mr: 6, nr: 16, kc: 256, mc: 144, fn: sgemmKernelAVX2, simd: simdAVX2})
+	}
+	return ks
+}

@@ -1,0 +1,6 @@
+//go:build purego || !(amd64 || arm64)
+
+package kernels
+
+// archKernels lists the assembly microkernels of this build: none.
+func archKernels() []*microKernel { return nil }

@@ -1,0 +1,225 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+)
+
+// LayerNorm normalises each of the rows of x[rows,cols] into y (which may
+// be x), with PyTorch's nn.LayerNorm semantics: biased variance and eps
+// inside the square root, y = (x-mean)/sqrt(var+eps)·g + b. g and b have
+// cols elements; either may be nil (1 and 0). Mean and variance are
+// accumulated in float64.
+func LayerNorm(y, x, g, b []float32, rows, cols int, eps float32) {
+	if len(x) < rows*cols || len(y) < rows*cols || (g != nil && len(g) < cols) || (b != nil && len(b) < cols) {
+		panic(fmt.Sprintf("kernels.LayerNorm: len(y)=%d len(x)=%d len(g)=%d len(b)=%d for %d×%d",
+			len(y), len(x), len(g), len(b), rows, cols))
+	}
+	if rows <= 0 || cols <= 0 {
+		return
+	}
+	work := rows * cols
+	Parallel(rowChunks(rows, work), func(lo, hi int) {
+		for r := rowLo(lo, rows, work); r < rowLo(hi, rows, work); r++ {
+			layerNormRow(y[r*cols:r*cols+cols], x[r*cols:r*cols+cols], g, b, eps)
+		}
+	})
+}
+
+// rowChunks and rowLo split rows for Parallel: work below ~64K elements
+// stays on one goroutine.
+func rowChunks(rows, work int) int {
+	if work < 1<<16 {
+		return 1
+	}
+	return rows
+}
+
+func rowLo(i, rows, work int) int {
+	if work < 1<<16 {
+		return i * rows
+	}
+	return i
+}
+
+func layerNormRow(y, x, g, b []float32, eps float32) {
+	n := len(x)
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		s0 += float64(x[i])
+		s1 += float64(x[i+1])
+		s2 += float64(x[i+2])
+		s3 += float64(x[i+3])
+	}
+	for ; i < n; i++ {
+		s0 += float64(x[i])
+	}
+	mean := ((s0 + s1) + (s2 + s3)) / float64(n)
+	s0, s1, s2, s3 = 0, 0, 0, 0
+	i = 0
+	for ; i+4 <= n; i += 4 {
+		d0 := float64(x[i]) - mean
+		d1 := float64(x[i+1]) - mean
+		d2 := float64(x[i+2]) - mean
+		d3 := float64(x[i+3]) - mean
+		s0 += d0 * d0
+		s1 += d1 * d1
+		s2 += d2 * d2
+		s3 += d3 * d3
+	}
+	for ; i < n; i++ {
+		d := float64(x[i]) - mean
+		s0 += d * d
+	}
+	variance := ((s0 + s1) + (s2 + s3)) / float64(n)
+	rstd := float32(1 / math.Sqrt(variance+float64(eps)))
+	m := float32(mean)
+	y = y[:n]
+	switch {
+	case g != nil && b != nil:
+		g, b = g[:n], b[:n]
+		for i, v := range x {
+			y[i] = (v-m)*rstd*g[i] + b[i]
+		}
+	case g != nil:
+		g = g[:n]
+		for i, v := range x {
+			y[i] = (v - m) * rstd * g[i]
+		}
+	case b != nil:
+		b = b[:n]
+		for i, v := range x {
+			y[i] = (v-m)*rstd + b[i]
+		}
+	default:
+		for i, v := range x {
+			y[i] = (v - m) * rstd
+		}
+	}
+}
+
+// SoftmaxRows replaces each of the rows of x[rows,cols] by its softmax,
+// exp(x-max)/Σexp(x-max).
+func SoftmaxRows(x []float32, rows, cols int) {
+	if len(x) < rows*cols {
+		panic(fmt.Sprintf("kernels.SoftmaxRows: len(x)=%d for %d×%d", len(x), rows, cols))
+	}
+	if rows <= 0 || cols <= 0 {
+		return
+	}
+	simd := current.Load().simd
+	work := rows * cols
+	Parallel(rowChunks(rows, work), func(lo, hi int) {
+		for r := rowLo(lo, rows, work); r < rowLo(hi, rows, work); r++ {
+			softmaxRow(x[r*cols:r*cols+cols], simd)
+		}
+	})
+}
+
+func softmaxRow(x []float32, simd simdLevel) {
+	mx := float32(math.Inf(-1))
+	for _, v := range x {
+		if v > mx {
+			mx = v
+		}
+	}
+	if math.IsInf(float64(mx), -1) {
+		// All -Inf (a fully masked row): PyTorch yields NaN.
+		for i := range x {
+			x[i] = float32(math.NaN())
+		}
+		return
+	}
+	sum := expShiftSum(x, mx, simd)
+	inv := float32(1 / sum)
+	for i := range x {
+		x[i] *= inv
+	}
+}
+
+// expShiftSumGo sets x[i] = exp(x[i]-shift) and returns the sum.
+func expShiftSumGo(x []float32, shift float32) float64 {
+	var s float64
+	for i, v := range x {
+		e := expf(v - shift)
+		x[i] = e
+		s += float64(e)
+	}
+	return s
+}
+
+// QuickGELU applies CLIP's QuickGELU, x·sigmoid(1.702·x), in place.
+func QuickGELU(x []float32) {
+	simd := current.Load().simd
+	parallelChunks(len(x), func(lo, hi int) { quickGELU(x[lo:hi], simd) })
+}
+
+func quickGELUGo(x []float32) {
+	for i, v := range x {
+		x[i] = v / (1 + expf(-1.702*v))
+	}
+}
+
+// GELU applies the exact GELU, x·½(1+erf(x/√2)), in place (erf in float64).
+func GELU(x []float32) {
+	parallelChunks(len(x), func(lo, hi int) {
+		for i, v := range x[lo:hi] {
+			x[lo+i] = float32(float64(v) * 0.5 * (1 + math.Erf(float64(v)*(1/math.Sqrt2))))
+		}
+	})
+}
+
+// Add sets dst[i] += src[i] for i < len(dst).
+func Add(dst, src []float32) {
+	src = src[:len(dst)]
+	parallelChunks(len(dst), func(lo, hi int) { addTo(dst[lo:hi], src[lo:hi]) })
+}
+
+func addTo(dst, src []float32) {
+	src = src[:len(dst)]
+	for i := range dst {
+		dst[i] += src[i]
+	}
+}
+
+// Scale sets x[i] *= s.
+func Scale(x []float32, s float32) {
+	parallelChunks(len(x), func(lo, hi int) {
+		for i := range x[lo:hi] {
+			x[lo+i] *= s
+		}
+	})
+}
+
+// parallelChunks runs fn over [0,n) in pieces, on the pool when n is large.
+func parallelChunks(n int, fn func(lo, hi int)) {
+	if n < 1<<16 {
+		if n > 0 {
+			fn(0, n)
+		}
+		return
+	}
+	Parallel(n, fn)
+}
+
+// expf returns e^x in float32 arithmetic (Cephes-style: range reduction by
+// ln 2 in two parts and a degree-7 polynomial; within ~2 ulp over the
+// clamped range [-87.3, 88]).
+func expf(x float32) float32 {
+	if x != x {
+		return x
+	}
+	x = min(max(x, -87.33654), 88.0)
+	n := float32(math.Floor(float64(x*1.44269504088896341 + 0.5)))
+	r := x - n*0.693359375
+	r -= n * -2.12194440e-4
+	p := float32(1.9875691500e-4)
+	p = p*r + 1.3981999507e-3
+	p = p*r + 8.3334519073e-3
+	p = p*r + 4.1665795894e-2
+	p = p*r + 1.6666665459e-1
+	p = p*r + 5.0000001201e-1
+	p = p*r*r + r + 1
+	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
+}

@@ -1,0 +1,320 @@
+package kernels
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+)
+
+// Sgemm computes C = alpha·op(A)·op(B) + beta·C, the BLAS SGEMM on row-major
+// matrices: op(A) is m×k (A is m×k with row stride lda, or k×m when transA),
+// op(B) is k×n (B is k×n with row stride ldb, or n×k when transB) and C is
+// m×n with row stride ldc. When beta is 0, C is not read (NaNs in C do not
+// propagate). The work is split over the shared worker pool.
+//
+// It panics if a slice is too short for its shape and stride.
+func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m < 0 || n < 0 || k < 0 {
+		panic(fmt.Sprintf("kernels.Sgemm: negative size m=%d n=%d k=%d", m, n, k))
+	}
+	if m == 0 || n == 0 {
+		return
+	}
+	checkMatrix("C", c, m, n, ldc)
+	if k == 0 || alpha == 0 {
+		scaleC(c, 0, m, 0, n, ldc, beta)
+		return
+	}
+	if transA {
+		checkMatrix("A", a, k, m, lda)
+	} else {
+		checkMatrix("A", a, m, k, lda)
+	}
+	if transB {
+		checkMatrix("B", b, n, k, ldb)
+	} else {
+		checkMatrix("B", b, k, n, ldb)
+	}
+	g := &gemm{
+		kern: current.Load(), transA: transA, transB: transB,
+		m: m, n: n, k: k, alpha: alpha,
+		a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc,
+	}
+	g.run()
+}
+
+// checkMatrix panics unless s holds a rows×cols matrix of row stride ld.
+func checkMatrix(name string, s []float32, rows, cols, ld int) {
+	if ld < cols {
+		panic(fmt.Sprintf("kernels.Sgemm: ld%s=%d < %d columns", name, ld, cols))
+	}
+	if rows > 0 && cols > 0 && len(s) < (rows-1)*ld+cols {
+		panic(fmt.Sprintf("kernels.Sgemm: %s has %d elements, need %d for %d×%d with stride %d",
+			name, len(s), (rows-1)*ld+cols, rows, cols, ld))
+	}
+}
+
+// scaleC sets C[r0:r1, c0:c1] *= beta (zero when beta is 0).
+func scaleC(c []float32, r0, r1, c0, c1, ldc int, beta float32) {
+	if beta == 1 {
+		return
+	}
+	for i := r0; i < r1; i++ {
+		row := c[i*ldc+c0 : i*ldc+c1]
+		if beta == 0 {
+			clear(row)
+			continue
+		}
+		for j := range row {
+			row[j] *= beta
+		}
+	}
+}
+
+// gemm is one Sgemm or LinearPacked call.
+type gemm struct {
+	kern           *microKernel
+	transA, transB bool
+	m, n, k        int
+	alpha          float32
+	a              []float32
+	lda            int
+	b              []float32
+	ldb            int
+	beta           float32
+	c              []float32
+	ldc            int
+
+	packed *PackedB // non-nil: B is pre-packed (then b, ldb, transB unused)
+	epi    Epilogue // applied to each finished block of C (LinearPacked)
+	bias   []float32
+}
+
+// Work sizes below which splitting over workers costs more than it saves.
+const minParallelFlops = 1 << 20
+
+// run partitions C into a grid of worker tiles and computes them.
+func (g *gemm) run() {
+	w := runtime.GOMAXPROCS(0)
+	if 2*g.m*g.n*g.k < minParallelFlops {
+		w = 1
+	}
+	pm, pn := g.grid(w)
+	mr, nr := g.kern.mr, g.kern.nr
+	mTiles := (g.m + mr - 1) / mr
+	nTiles := (g.n + nr - 1) / nr
+	Parallel(pm*pn, func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			ti, tj := t/pn, t%pn
+			m0 := min(g.m, (ti*mTiles/pm)*mr)
+			m1 := min(g.m, ((ti+1)*mTiles/pm)*mr)
+			n0 := min(g.n, (tj*nTiles/pn)*nr)
+			n1 := min(g.n, ((tj+1)*nTiles/pn)*nr)
+			if m0 < m1 && n0 < n1 {
+				g.tile(m0, m1, n0, n1)
+			}
+		}
+	})
+}
+
+// grid chooses pm×pn worker tiles (pm·pn ≤ w) minimising the largest
+// tile's padded work plus its packing.
+func (g *gemm) grid(w int) (pm, pn int) {
+	mr, nr := g.kern.mr, g.kern.nr
+	mTiles := (g.m + mr - 1) / mr
+	nTiles := (g.n + nr - 1) / nr
+	best := -1.0
+	pm, pn = 1, 1
+	for p := 1; p <= w; p++ {
+		q := w / p
+		if p > mTiles || q > nTiles {
+			continue
+		}
+		rows := float64((mTiles + p - 1) / p * mr)
+		cols := float64((nTiles + q - 1) / q * nr)
+		k := float64(g.k)
+		cost := rows*cols*k + 4*rows*k // compute + packing A
+		if g.packed == nil {
+			cost += 4 * cols * k // packing B
+		}
+		if best < 0 || cost < best {
+			best, pm, pn = cost, p, q
+		}
+	}
+	return pm, pn
+}
+
+// bufPool recycles packing buffers.
+var bufPool sync.Pool
+
+func getBuf(n int) *[]float32 {
+	if p, ok := bufPool.Get().(*[]float32); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	s := make([]float32, n)
+	return &s
+}
+
+func putBuf(p *[]float32) { bufPool.Put(p) }
+
+// tile computes C[m0:m1, n0:n1] on the calling goroutine.
+func (g *gemm) tile(m0, m1, n0, n1 int) {
+	kern := g.kern
+	mr, nr, kc, mc := kern.mr, kern.nr, kern.kc, kern.mc
+	if g.packed != nil {
+		kc = g.packed.kc
+	}
+	nc := n1 - n0
+	if g.packed == nil {
+		nc = min(nc, 4096)
+	}
+	abuf := getBuf(mc * kc)
+	defer putBuf(abuf)
+	tbuf := getBuf(mr * nr)
+	defer putBuf(tbuf)
+	var bbuf *[]float32
+	if g.packed == nil {
+		ncPad := (nc + nr - 1) / nr * nr
+		bbuf = getBuf(ncPad * kc)
+		defer putBuf(bbuf)
+	}
+	if g.beta != 0 && g.beta != 1 {
+		scaleC(g.c, m0, m1, n0, n1, g.ldc, g.beta)
+	}
+	for jc := n0; jc < n1; jc += nc {
+		ncLen := min(nc, n1-jc)
+		if g.packed == nil {
+			// BLIS order: B panel (kc×nc) outside, A blocks inside.
+			for pc := 0; pc < g.k; pc += kc {
+				kcLen := min(kc, g.k-pc)
+				g.packB(*bbuf, pc, kcLen, jc, ncLen)
+				for ic := m0; ic < m1; ic += mc {
+					mcLen := min(mc, m1-ic)
+					g.packA(*abuf, ic, mcLen, pc, kcLen)
+					accum := pc > 0 || g.beta != 0
+					g.macro(*abuf, *bbuf, kcLen*nr, ic, mcLen, jc, ncLen, kcLen, accum, *tbuf)
+				}
+			}
+			continue
+		}
+		// Pre-packed B: finish each row block over all of K, then apply
+		// the epilogue while it is hot in cache.
+		pb := g.packed
+		for ic := m0; ic < m1; ic += mc {
+			mcLen := min(mc, m1-ic)
+			for pc := 0; pc < g.k; pc += kc {
+				kcLen := min(kc, g.k-pc)
+				g.packA(*abuf, ic, mcLen, pc, kcLen)
+				bp := pb.data[pc*pb.npanel*nr+(jc/nr)*kcLen*nr:]
+				accum := pc > 0 || g.beta != 0
+				g.macro(*abuf, bp, kcLen*nr, ic, mcLen, jc, ncLen, kcLen, accum, *tbuf)
+			}
+			applyEpilogue(g.epi, g.c, g.ldc, ic, ic+mcLen, jc, jc+ncLen, g.bias, kern.simd)
+		}
+	}
+}
+
+// macro runs the microkernel over an mcLen×ncLen block of C at (ic, jc).
+// bp holds consecutive NR-wide panels, bstride floats apart.
+func (g *gemm) macro(ap, bp []float32, bstride, ic, mcLen, jc, ncLen, kcLen int, accum bool, tmp []float32) {
+	kern := g.kern
+	mr, nr := kern.mr, kern.nr
+	acc := 0
+	if accum {
+		acc = 1
+	}
+	c, ldc := g.c, g.ldc
+	for jr := 0; jr < ncLen; jr += nr {
+		nrLen := min(nr, ncLen-jr)
+		bpan := &bp[(jr/nr)*bstride]
+		for ir := 0; ir < mcLen; ir += mr {
+			mrLen := min(mr, mcLen-ir)
+			apan := &ap[(ir/mr)*kcLen*mr]
+			off := (ic+ir)*ldc + jc + jr
+			if mrLen == mr && nrLen == nr {
+				kern.fn(kcLen, apan, bpan, &c[off], ldc, acc)
+				continue
+			}
+			kern.fn(kcLen, apan, bpan, &tmp[0], nr, 0)
+			for i := 0; i < mrLen; i++ {
+				dst := c[off+i*ldc : off+i*ldc+nrLen]
+				src := tmp[i*nr : i*nr+nrLen]
+				if accum {
+					for j, v := range src {
+						dst[j] += v
+					}
+				} else {
+					copy(dst, src)
+				}
+			}
+		}
+	}
+}
+
+// packA packs alpha·op(A)[ic:ic+mcLen, pc:pc+kcLen] into MR-row
+// micro-panels: panel r holds, for each p, the MR values of rows
+// ic+r·MR … (zero past the end).
+func (g *gemm) packA(dst []float32, ic, mcLen, pc, kcLen int) {
+	mr := g.kern.mr
+	a, lda, alpha := g.a, g.lda, g.alpha
+	for ir := 0; ir < mcLen; ir += mr {
+		pan := dst[(ir/mr)*kcLen*mr : (ir/mr+1)*kcLen*mr]
+		rows := min(mr, mcLen-ir)
+		if rows < mr {
+			clear(pan)
+		}
+		for r := 0; r < rows; r++ {
+			i := ic + ir + r
+			if g.transA {
+				// op(A)[i,p] = a[p*lda+i]
+				for p := 0; p < kcLen; p++ {
+					pan[p*mr+r] = alpha * a[(pc+p)*lda+i]
+				}
+				continue
+			}
+			src := a[i*lda+pc : i*lda+pc+kcLen]
+			if alpha == 1 {
+				for p, v := range src {
+					pan[p*mr+r] = v
+				}
+			} else {
+				for p, v := range src {
+					pan[p*mr+r] = alpha * v
+				}
+			}
+		}
+	}
+}
+
+// packB packs op(B)[pc:pc+kcLen, jc:jc+ncLen] into NR-column micro-panels
+// of kcLen×NR values each (zero past the end).
+func (g *gemm) packB(dst []float32, pc, kcLen, jc, ncLen int) {
+	packBPanels(dst, g.b, g.ldb, g.transB, g.kern.nr, pc, kcLen, jc, ncLen)
+}
+
+// packBPanels packs op(B)[pc:pc+kcLen, jc:jc+ncLen] (B is k×n, or n×k when
+// trans) into nr-column panels of kcLen×nr values.
+func packBPanels(dst, b []float32, ldb int, trans bool, nr, pc, kcLen, jc, ncLen int) {
+	for jr := 0; jr < ncLen; jr += nr {
+		pan := dst[(jr/nr)*kcLen*nr : (jr/nr+1)*kcLen*nr]
+		cols := min(nr, ncLen-jr)
+		if cols < nr {
+			clear(pan)
+		}
+		j0 := jc + jr
+		if trans {
+			// op(B)[p,j] = b[j*ldb+p]
+			for cix := 0; cix < cols; cix++ {
+				src := b[(j0+cix)*ldb+pc : (j0+cix)*ldb+pc+kcLen]
+				for p, v := range src {
+					pan[p*nr+cix] = v
+				}
+			}
+			continue
+		}
+		for p := 0; p < kcLen; p++ {
+			copy(pan[p*nr:p*nr+cols], b[(pc+p)*ldb+j0:(pc+p)*ldb+j0+cols])
+		}
+	}
+}

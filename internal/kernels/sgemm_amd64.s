@@ -1,0 +1,216 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// Microkernels for the packed SGEMM (see sgemm.go). Each computes one
+// MR×NR tile of C from a packed A micro-panel (k steps of MR values) and a
+// packed B micro-panel (k steps of NR values):
+//
+//	acc[i][j] = Σ_p a[p*MR+i] · b[p*NR+j]
+//	C[i*ldc+j] = acc[i][j]            (accum == 0)
+//	C[i*ldc+j] += acc[i][j]           (accum != 0)
+//
+// k must be at least 1.
+
+// AVX2+FMA, MR=6, NR=16: twelve YMM accumulators Y4-Y15.
+#define STEP2(aoff, b0, b1) \
+	VMOVUPS b0(DI), Y0; \
+	VMOVUPS b1(DI), Y1; \
+	VBROADCASTSS aoff+0(SI), Y2; \
+	VBROADCASTSS aoff+4(SI), Y3; \
+	VFMADD231PS Y0, Y2, Y4; \
+	VFMADD231PS Y1, Y2, Y5; \
+	VFMADD231PS Y0, Y3, Y6; \
+	VFMADD231PS Y1, Y3, Y7; \
+	VBROADCASTSS aoff+8(SI), Y2; \
+	VBROADCASTSS aoff+12(SI), Y3; \
+	VFMADD231PS Y0, Y2, Y8; \
+	VFMADD231PS Y1, Y2, Y9; \
+	VFMADD231PS Y0, Y3, Y10; \
+	VFMADD231PS Y1, Y3, Y11; \
+	VBROADCASTSS aoff+16(SI), Y2; \
+	VBROADCASTSS aoff+20(SI), Y3; \
+	VFMADD231PS Y0, Y2, Y12; \
+	VFMADD231PS Y1, Y2, Y13; \
+	VFMADD231PS Y0, Y3, Y14; \
+	VFMADD231PS Y1, Y3, Y15
+
+#define ADDROW2(r0, r1) \
+	VADDPS (DX), r0, r0; \
+	VADDPS 32(DX), r1, r1; \
+	VMOVUPS r0, (DX); \
+	VMOVUPS r1, 32(DX); \
+	ADDQ R8, DX
+
+#define SETROW2(r0, r1) \
+	VMOVUPS r0, (DX); \
+	VMOVUPS r1, 32(DX); \
+	ADDQ R8, DX
+
+// func sgemmKernelAVX2(k int, a, b, c *float32, ldc int, accum int)
+TEXT ·sgemmKernelAVX2(SB), NOSPLIT, $0-48
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ c+24(FP), DX
+	MOVQ ldc+32(FP), R8
+	SHLQ $2, R8
+
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	VXORPS Y14, Y14, Y14
+	VXORPS Y15, Y15, Y15
+
+loop4:
+	CMPQ CX, $4
+	JLT  tail
+	STEP2(0, 0, 32)
+	STEP2(24, 64, 96)
+	STEP2(48, 128, 160)
+	STEP2(72, 192, 224)
+	ADDQ $96, SI
+	ADDQ $256, DI
+	SUBQ $4, CX
+	JMP  loop4
+
+tail:
+	TESTQ CX, CX
+	JEQ   done
+	STEP2(0, 0, 32)
+	ADDQ  $24, SI
+	ADDQ  $64, DI
+	DECQ  CX
+	JMP   tail
+
+done:
+	MOVQ  accum+40(FP), AX
+	TESTQ AX, AX
+	JEQ   set
+	ADDROW2(Y4, Y5)
+	ADDROW2(Y6, Y7)
+	ADDROW2(Y8, Y9)
+	ADDROW2(Y10, Y11)
+	ADDROW2(Y12, Y13)
+	ADDROW2(Y14, Y15)
+	VZEROUPPER
+	RET
+
+set:
+	SETROW2(Y4, Y5)
+	SETROW2(Y6, Y7)
+	SETROW2(Y8, Y9)
+	SETROW2(Y10, Y11)
+	SETROW2(Y12, Y13)
+	SETROW2(Y14, Y15)
+	VZEROUPPER
+	RET
+
+// AVX-512F, MR=6, NR=32: the same schedule as the AVX2 kernel with ZMM
+// registers (twelve accumulators Z4-Z15).
+#define STEP5(aoff, b0, b1) \
+	VMOVUPS b0(DI), Z0; \
+	VMOVUPS b1(DI), Z1; \
+	VBROADCASTSS aoff+0(SI), Z2; \
+	VBROADCASTSS aoff+4(SI), Z3; \
+	VFMADD231PS Z0, Z2, Z4; \
+	VFMADD231PS Z1, Z2, Z5; \
+	VFMADD231PS Z0, Z3, Z6; \
+	VFMADD231PS Z1, Z3, Z7; \
+	VBROADCASTSS aoff+8(SI), Z2; \
+	VBROADCASTSS aoff+12(SI), Z3; \
+	VFMADD231PS Z0, Z2, Z8; \
+	VFMADD231PS Z1, Z2, Z9; \
+	VFMADD231PS Z0, Z3, Z10; \
+	VFMADD231PS Z1, Z3, Z11; \
+	VBROADCASTSS aoff+16(SI), Z2; \
+	VBROADCASTSS aoff+20(SI), Z3; \
+	VFMADD231PS Z0, Z2, Z12; \
+	VFMADD231PS Z1, Z2, Z13; \
+	VFMADD231PS Z0, Z3, Z14; \
+	VFMADD231PS Z1, Z3, Z15
+
+#define ADDROW5(r0, r1) \
+	VADDPS (DX), r0, r0; \
+	VADDPS 64(DX), r1, r1; \
+	VMOVUPS r0, (DX); \
+	VMOVUPS r1, 64(DX); \
+	ADDQ R8, DX
+
+#define SETROW5(r0, r1) \
+	VMOVUPS r0, (DX); \
+	VMOVUPS r1, 64(DX); \
+	ADDQ R8, DX
+
+// func sgemmKernelAVX512(k int, a, b, c *float32, ldc int, accum int)
+TEXT ·sgemmKernelAVX512(SB), NOSPLIT, $0-48
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ c+24(FP), DX
+	MOVQ ldc+32(FP), R8
+	SHLQ $2, R8
+
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+
+loop4:
+	CMPQ CX, $4
+	JLT  tail
+	STEP5(0, 0, 64)
+	STEP5(24, 128, 192)
+	STEP5(48, 256, 320)
+	STEP5(72, 384, 448)
+	ADDQ $96, SI
+	ADDQ $512, DI
+	SUBQ $4, CX
+	JMP  loop4
+
+tail:
+	TESTQ CX, CX
+	JEQ   done
+	STEP5(0, 0, 64)
+	ADDQ  $24, SI
+	ADDQ  $128, DI
+	DECQ  CX
+	JMP   tail
+
+done:
+	MOVQ  accum+40(FP), AX
+	TESTQ AX, AX
+	JEQ   set
+	ADDROW5(Z4, Z5)
+	ADDROW5(Z6, Z7)
+	ADDROW5(Z8, Z9)
+	ADDROW5(Z10, Z11)
+	ADDROW5(Z12, Z13)
+	ADDROW5(Z14, Z15)
+	VZEROUPPER
+	RET
+
+set:
+	SETROW5(Z4, Z5)
+	SETROW5(Z6, Z7)
+	SETROW5(Z8, Z9)
+	SETROW5(Z10, Z11)
+	SETROW5(Z12, Z13)
+	SETROW5(Z14, Z15)
+	VZEROUPPER
+	RET
