@@ -244,3 +244,12 @@ func (m *Model) EncodeText(out []float32, tokens [][]int32, trace Tracer) error 
 	defer m.arenas.Put(ar)
 	return m.Text.Forward(ar, out, tokens, trace)
 }
+
+func f32bytes(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		u := math.Float32bits(x)
+		b[4*i], b[4*i+1], b[4*i+2], b[4*i+3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
+	}
+	return b
+}

@@ -1,0 +1,141 @@
+// Package bench measures goclip's towers on the released CLIP shapes with
+// random weights, reporting throughput, achieved GFLOP/s and peak memory.
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goclip/goclip/internal/model"
+)
+
+// Options selects what to measure.
+type Options struct {
+	Arch      string        // e.g. "ViT-B-32"
+	What      string        // "image" or "text"
+	Batch     int           // inputs per forward pass
+	Threads   int           // GOMAXPROCS while measuring (0 = unchanged)
+	Precision string        // "fp32" (the only one implemented so far)
+	MinTime   time.Duration // measure at least this long (default 3 s)
+	Warmup    int           // forward passes before timing (default 1)
+}
+
+// Result is one measurement, in the JSON shape `goclip bench --json` prints.
+type Result struct {
+	Arch      string  `json:"arch"`
+	What      string  `json:"what"`
+	Batch     int     `json:"batch"`
+	Threads   int     `json:"threads"`
+	Precision string  `json:"precision"`
+	ItemsPerS float64 `json:"items_per_s"`
+	MsPerItem float64 `json:"ms_per_item"`
+	GFLOPs    float64 `json:"gflops"`
+	PeakRSSMB float64 `json:"peak_rss_mb"`
+}
+
+// Run builds the architecture with random weights and measures it.
+func Run(o Options) (Result, error) {
+	cfg, err := model.Arch(o.Arch)
+	if err != nil {
+		return Result{}, err
+	}
+	if o.What != "image" && o.What != "text" {
+		return Result{}, fmt.Errorf("--what must be image or text, not %q", o.What)
+	}
+	if o.Precision == "" {
+		o.Precision = "fp32"
+	}
+	if o.Precision != "fp32" {
+		return Result{}, fmt.Errorf("precision %q is not implemented yet (only fp32)", o.Precision)
+	}
+	if o.Batch <= 0 {
+		o.Batch = 1
+	}
+	if o.MinTime <= 0 {
+		o.MinTime = 3 * time.Second
+	}
+	if o.Warmup <= 0 {
+		o.Warmup = 1
+	}
+	if o.Threads > 0 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.Threads))
+	}
+	m, err := model.Random(cfg, 1)
+	if err != nil {
+		return Result{}, err
+	}
+	r := rand.New(rand.NewPCG(2, 3))
+	out := make([]float32, o.Batch*cfg.EmbedDim)
+	var step func() error
+	var flops float64
+	if o.What == "image" {
+		s := cfg.Vision.ImageSize
+		px := make([]float32, o.Batch*3*s*s)
+		for i := range px {
+			px[i] = float32(r.NormFloat64())
+		}
+		step = func() error { m.EncodeImage(out, px, o.Batch, nil); return nil }
+		flops = cfg.ImageFLOPs()
+	} else {
+		toks := make([][]int32, o.Batch)
+		for i := range toks {
+			row := make([]int32, cfg.Text.ContextLength)
+			row[0] = 49406
+			n := 5 + r.IntN(15)
+			for j := 1; j <= n; j++ {
+				row[j] = int32(r.IntN(49406))
+			}
+			row[n+1] = 49407
+			toks[i] = row
+		}
+		step = func() error { return m.EncodeText(out, toks, nil) }
+		flops = cfg.TextFLOPs()
+	}
+	for range o.Warmup {
+		if err := step(); err != nil {
+			return Result{}, err
+		}
+	}
+	start := time.Now()
+	n := 0
+	for time.Since(start) < o.MinTime || n < 2 {
+		if err := step(); err != nil {
+			return Result{}, err
+		}
+		n++
+	}
+	el := time.Since(start).Seconds()
+	items := float64(n * o.Batch)
+	return Result{
+		Arch: o.Arch, What: o.What, Batch: o.Batch, Threads: runtime.GOMAXPROCS(0), Precision: o.Precision,
+		ItemsPerS: items / el, MsPerItem: 1000 * el / items, GFLOPs: flops * items / el / 1e9,
+		PeakRSSMB: PeakRSSMB(),
+	}, nil
+}
+
+// PeakRSSMB returns the process's peak resident set size in MB (VmHWM on
+// Linux; 0 where unknown).
+func PeakRSSMB() float64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			fs := strings.Fields(rest)
+			if len(fs) > 0 {
+				kb, _ := strconv.ParseFloat(fs[0], 64)
+				return kb / 1024
+			}
+		}
+	}
+	return 0
+}
