@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"unsafe"
 )
 
 // DType is a tensor element type, spelled as in the safetensors header.
@@ -42,7 +43,8 @@ func (d DType) Size() int {
 }
 
 // Tensor is one named tensor of a checkpoint. Its bytes are little-endian
-// and row-major; they may be memory-mapped from the file.
+// and row-major; they may be memory-mapped from the file (see File.Close),
+// so callers must treat Data as read-only.
 type Tensor struct {
 	Name  string
 	DType DType
@@ -93,7 +95,15 @@ func (t *Tensor) Float32() ([]float32, error) {
 		for i := range out {
 			out[i] = float32(int32(binary.LittleEndian.Uint32(b[4*i:])))
 		}
-	case U8:
+	case I16:
+		for i := range out {
+			out[i] = float32(int16(binary.LittleEndian.Uint16(b[2*i:])))
+		}
+	case I8:
+		for i := range out {
+			out[i] = float32(int8(b[i]))
+		}
+	case U8, Bool:
 		for i := range out {
 			out[i] = float32(b[i])
 		}
@@ -120,6 +130,10 @@ func (t *Tensor) Int64() ([]int64, error) {
 		for i := range out {
 			out[i] = int64(int32(binary.LittleEndian.Uint32(b[4*i:])))
 		}
+	case I16:
+		for i := range out {
+			out[i] = int64(int16(binary.LittleEndian.Uint16(b[2*i:])))
+		}
 	case U8, Bool:
 		for i := range out {
 			out[i] = int64(b[i])
@@ -132,6 +146,43 @@ func (t *Tensor) Int64() ([]int64, error) {
 		return nil, fmt.Errorf("tensor %q: cannot convert %s to int64", t.Name, t.DType)
 	}
 	return out, nil
+}
+
+// littleEndianHost reports whether the machine stores numbers little-endian,
+// the byte order of every checkpoint format, so F32 bytes can be viewed in
+// place.
+var littleEndianHost = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// Float32View returns the values of an F32 tensor without copying them: the
+// slice aliases Data (and so possibly the memory-mapped file, valid until
+// File.Close). It reports false when no view is possible: another dtype, a
+// big-endian host, a byte count that does not match the shape, or data that
+// is not 4-byte aligned in memory (a safetensors file whose data section or
+// tensor offsets are not aligned); Float32 then gives a converted copy. The
+// view must not be modified.
+func (t *Tensor) Float32View() ([]float32, bool) {
+	n := t.NumElements()
+	if t.DType != F32 || !littleEndianHost || len(t.Data) != 4*n {
+		return nil, false
+	}
+	if n == 0 {
+		return []float32{}, true
+	}
+	p := unsafe.Pointer(unsafe.SliceData(t.Data))
+	if uintptr(p)%4 != 0 {
+		return nil, false
+	}
+	return unsafe.Slice((*float32)(p), n), true
+}
+
+// AsFloat32 returns the tensor's values as float32: the zero-copy view of
+// Float32View where possible, otherwise a converted copy. Treat the result
+// as read-only either way.
+func (t *Tensor) AsFloat32() ([]float32, error) {
+	if v, ok := t.Float32View(); ok {
+		return v, nil
+	}
+	return t.Float32()
 }
 
 // HalfToFloat32 converts an IEEE 754 binary16 value to float32 exactly.
