@@ -1,7 +1,0 @@
-package imageproc
-
-import (
-	_ "golang.org/x/image/bmp"
-	_ "golang.org/x/image/tiff"
-	_ "golang.org/x/image/webp"
-)
