@@ -145,8 +145,10 @@ GLOBL expconst<>(SB), RODATA|NOPTR, $480
 #define K_MQ expconst<>+416(SB)
 #define K_BIAS expconst<>+448(SB)
 
-// EXP sets Y0 = e^Y0, clobbering Y1-Y3.
+// EXP sets Y0 = e^Y0, clobbering Y1-Y3 and Y7; inputs below the clamp
+// (-Inf included) give 0.
 #define EXP \
+	VCMPPS       $0x1d, K_LO, Y0, Y7; \
 	VMAXPS       K_LO, Y0, Y0; \
 	VMINPS       K_HI, Y0, Y0; \
 	VMOVUPS      K_LOG2E, Y1; \
@@ -166,7 +168,8 @@ GLOBL expconst<>(SB), RODATA|NOPTR, $480
 	VCVTPS2DQ    Y1, Y1; \
 	VPADDD       K_BIAS, Y1, Y1; \
 	VPSLLD       $23, Y1, Y1; \
-	VMULPS       Y1, Y2, Y0
+	VMULPS       Y1, Y2, Y0; \
+	VANDPS       Y7, Y0, Y0
 
 // func quickGELUAVX2(x *float32, n int)
 // x[i] = x[i] / (1 + e^(-1.702·x[i])) for the first n&^7 elements.

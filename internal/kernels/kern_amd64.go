@@ -20,3 +20,21 @@ func archKernels() []*microKernel {
 	}
 	return ks
 }
+
+//go:noescape
+func fmaPeakAVX2(n int)
+
+//go:noescape
+func fmaPeakAVX512(n int)
+
+// fmaPeakLoop returns a loop of n iterations and its flops per iteration,
+// for the named kernel's vector width (nil when there is none).
+func fmaPeakLoop(name string) (loop func(n int), flopsPerIter int) {
+	switch name {
+	case "avx512":
+		return fmaPeakAVX512, 12 * 16 * 2
+	case "avx2":
+		return fmaPeakAVX2, 12 * 8 * 2
+	}
+	return nil, 0
+}

@@ -205,12 +205,15 @@ func parallelChunks(n int, fn func(lo, hi int)) {
 
 // expf returns e^x in float32 arithmetic (Cephes-style: range reduction by
 // ln 2 in two parts and a degree-7 polynomial; within ~2 ulp over the
-// clamped range [-87.3, 88]).
+// clamped range [-87.3, 88]; 0 below it).
 func expf(x float32) float32 {
 	if x != x {
 		return x
 	}
-	x = min(max(x, -87.33654), 88.0)
+	if x < -87.33654 {
+		return 0 // underflow (denormal results are flushed), e^-Inf = 0
+	}
+	x = min(x, 88.0)
 	n := float32(math.Floor(float64(x*1.44269504088896341 + 0.5)))
 	r := x - n*0.693359375
 	r -= n * -2.12194440e-4
