@@ -1,0 +1,81 @@
+//go:build arm64 && !purego
+
+#include "textflag.h"
+
+// NEON microkernel for the packed SGEMM (see sgemm_amd64.s for the
+// contract), MR=4, NR=16: sixteen accumulators V16-V31, four per row. When
+// accum != 0 they start from C, otherwise from zero. k must be at least 1.
+
+// func sgemmKernelNEON(k int, a, b, c *float32, ldc int, accum int)
+TEXT ·sgemmKernelNEON(SB), NOSPLIT, $0-48
+	MOVD k+0(FP), R0
+	MOVD a+8(FP), R1
+	MOVD b+16(FP), R2
+	MOVD c+24(FP), R3
+	MOVD ldc+32(FP), R4
+	LSL  $2, R4, R4
+	MOVD accum+40(FP), R5
+	CBZ  R5, zero
+
+	// Load C into the accumulators.
+	MOVD R3, R6
+	VLD1 (R6), [V16.S4, V17.S4, V18.S4, V19.S4]
+	ADD  R4, R6, R6
+	VLD1 (R6), [V20.S4, V21.S4, V22.S4, V23.S4]
+	ADD  R4, R6, R6
+	VLD1 (R6), [V24.S4, V25.S4, V26.S4, V27.S4]
+	ADD  R4, R6, R6
+	VLD1 (R6), [V28.S4, V29.S4, V30.S4, V31.S4]
+	B    loop
+
+zero:
+	VEOR V16.B16, V16.B16, V16.B16
+	VEOR V17.B16, V17.B16, V17.B16
+	VEOR V18.B16, V18.B16, V18.B16
+	VEOR V19.B16, V19.B16, V19.B16
+	VEOR V20.B16, V20.B16, V20.B16
+	VEOR V21.B16, V21.B16, V21.B16
+	VEOR V22.B16, V22.B16, V22.B16
+	VEOR V23.B16, V23.B16, V23.B16
+	VEOR V24.B16, V24.B16, V24.B16
+	VEOR V25.B16, V25.B16, V25.B16
+	VEOR V26.B16, V26.B16, V26.B16
+	VEOR V27.B16, V27.B16, V27.B16
+	VEOR V28.B16, V28.B16, V28.B16
+	VEOR V29.B16, V29.B16, V29.B16
+	VEOR V30.B16, V30.B16, V30.B16
+	VEOR V31.B16, V31.B16, V31.B16
+
+loop:
+	VLD1.P  64(R2), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VLD1R.P 4(R1), [V4.S4]
+	VLD1R.P 4(R1), [V5.S4]
+	VLD1R.P 4(R1), [V6.S4]
+	VLD1R.P 4(R1), [V7.S4]
+	VFMLA   V0.S4, V4.S4, V16.S4
+	VFMLA   V1.S4, V4.S4, V17.S4
+	VFMLA   V2.S4, V4.S4, V18.S4
+	VFMLA   V3.S4, V4.S4, V19.S4
+	VFMLA   V0.S4, V5.S4, V20.S4
+	VFMLA   V1.S4, V5.S4, V21.S4
+	VFMLA   V2.S4, V5.S4, V22.S4
+	VFMLA   V3.S4, V5.S4, V23.S4
+	VFMLA   V0.S4, V6.S4, V24.S4
+	VFMLA   V1.S4, V6.S4, V25.S4
+	VFMLA   V2.S4, V6.S4, V26.S4
+	VFMLA   V3.S4, V6.S4, V27.S4
+	VFMLA   V0.S4, V7.S4, V28.S4
+	VFMLA   V1.S4, V7.S4, V29.S4
+	VFMLA   V2.S4, V7.S4, V30.S4
+	VFMLA   V3.S4, V7.S4, V31.S4
+	SUBS    $1, R0, R0
+	BNE     loop
+
+	VST1 [V16.S4, V17.S4, V18.S4, V19.S4], (R3)
+	ADD  R4, R3, R3
+	VST1 [V20.S4, V21.S4, V22.S4, V23.S4], (R3)
+	ADD  R4, R3, R3
+	VST1 [V24.S4, V25.S4, V26.S4, V27.S4], (R3)
+	ADD  R4, R3, R3
+	VST1 [V28.S4, V29.S4, V30.S4, V31.S4], (R3)
+	RET
