@@ -26,6 +26,9 @@ func BasicClean(text string) string {
 // White_Space (the regex module's \s) becomes one space, then the result is
 // stripped with Python's str.strip().
 func WhitespaceClean(text string) string {
+	if s, ok := whitespaceCleanASCII(text); ok {
+		return s
+	}
 	var b strings.Builder
 	b.Grow(len(text))
 	inSpace := false
@@ -41,6 +44,42 @@ func WhitespaceClean(text string) string {
 		b.WriteRune(r)
 	}
 	return PyStrip(b.String())
+}
+
+// whitespaceCleanASCII is WhitespaceClean for ASCII text; ok is false if
+// text is not ASCII.
+func whitespaceCleanASCII(text string) (string, bool) {
+	clean := true
+	prevSpace := true // a leading space also needs work
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if c >= utf8.RuneSelf {
+			return "", false
+		}
+		sp := c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f)
+		if sp && (c != ' ' || prevSpace) {
+			clean = false
+		}
+		prevSpace = sp
+	}
+	if clean && !prevSpace {
+		return text, true
+	}
+	b := make([]byte, 0, len(text))
+	inSpace := false
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if c == ' ' || (c >= '\t' && c <= '\r') {
+			if !inSpace {
+				b = append(b, ' ')
+				inSpace = true
+			}
+			continue
+		}
+		inSpace = false
+		b = append(b, c)
+	}
+	return PyStrip(string(b)), true
 }
 
 // pyIsSpace reports whether Python's str.isspace() is true for r: Unicode

@@ -65,9 +65,7 @@ func fixSegment(text string, unescape bool) string {
 		}
 		text = fixEncoding(text)
 		text = fixC1Controls(text)
-		text = mapRunes(text, ligature)
-		text = mapRunes(text, widthForm)
-		text = mapRunes(text, uncurl)
+		text = mapRunes(text, charFixes)
 		text = removeTerminalEscapes(text)
 		text = mapRunes(text, dropControl)
 		text = fixLineBreaks(text)
@@ -351,6 +349,26 @@ func containsByte(b []byte, c byte) bool {
 		}
 	}
 	return false
+}
+
+// charFixes applies ligature, widthForm and uncurl in that order (each is
+// a per-character mapping, so one pass composes them).
+func charFixes(r rune) (string, bool) {
+	if r < 0x132 {
+		return "", false
+	}
+	if s, ok := ligature(r); ok {
+		// Only U+0149 expands to a character a later step changes (U+02BC).
+		if r == 0x149 {
+			return "'n", true
+		}
+		return s, true
+	}
+	if s, ok := widthForm(r); ok {
+		// No NFKC form of U+FF01..U+FFEF is a curly quote.
+		return s, true
+	}
+	return uncurl(r)
 }
 
 // ligature is ftfy's LIGATURES table.

@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
@@ -154,11 +155,21 @@ func readLimited(path string, gz bool) ([]byte, error) {
 }
 
 func loadOpenAI(path string, gz bool) (*Tokenizer, error) {
-	data, err := readLimited(path, gz)
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
-	t, err := ParseOpenAI(data)
+	defer f.Close()
+	var r io.Reader = f
+	if gz {
+		zr, err := gzip.NewReader(bufio.NewReaderSize(f, 64<<10))
+		if err != nil {
+			return nil, fmt.Errorf("tokenizer: %s: not gzip: %w", path, err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	t, err := parseOpenAI(r)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %s: %w", path, err)
 	}
@@ -170,44 +181,93 @@ func loadOpenAI(path string, gz bool) (*Tokenizer, error) {
 // 48894 merges are used, as SimpleTokenizer does. The vocabulary is the 256
 // byte symbols, the same with "</w>", one token per merge, then
 // <|startoftext|> and <|endoftext|>.
-func ParseOpenAI(data []byte) (*Tokenizer, error) {
-	lines := bytes.Split(data, []byte{'\n'})
-	if len(lines) < 2 {
+func ParseOpenAI(data []byte) (*Tokenizer, error) { return parseOpenAI(bytes.NewReader(data)) }
+
+// parseOpenAI reads only the lines it needs, so the rest of a compressed
+// file is never decompressed.
+func parseOpenAI(r io.Reader) (*Tokenizer, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	if _, err := br.ReadSlice('\n'); err != nil {
+		if err == io.EOF || err == bufio.ErrBufferFull {
+			return nil, errors.New("no merges after the header line")
+		}
+		return nil, err
+	}
+	pairs := make([][2]string, 0, openAIMerges)
+	for line := 2; len(pairs) < openAIMerges; line++ {
+		ln, err := br.ReadSlice('\n')
+		if err != nil && err != io.EOF {
+			if err == bufio.ErrBufferFull {
+				return nil, fmt.Errorf("line %d: longer than %d bytes", line, br.Size())
+			}
+			return nil, err
+		}
+		a, b, n := twoFields(ln)
+		switch {
+		case n == 2:
+			s := string(ln[a[0]:b[1]]) // one allocation for both symbols
+			pairs = append(pairs, [2]string{s[:a[1]-a[0]], s[b[0]-a[0]:]})
+		case n == 0 && err == io.EOF:
+		default:
+			return nil, fmt.Errorf("line %d: merge %q is not two symbols", line, bytes.TrimSpace(ln))
+		}
+		if err == io.EOF {
+			break
+		}
+	}
+	if len(pairs) == 0 {
 		return nil, errors.New("no merges after the header line")
 	}
-	lines = lines[1:]
-	if len(lines) > openAIMerges {
-		lines = lines[:openAIMerges]
-	}
-	pairs := make([][2]string, 0, len(lines))
-	for i, ln := range lines {
-		f := strings.Fields(string(ln))
-		if len(f) != 2 {
-			// The reference keeps such a tuple and fails later; a blank
-			// trailing line is the only harmless case.
-			if len(f) == 0 && i == len(lines)-1 {
-				continue
-			}
-			return nil, fmt.Errorf("line %d: merge %q is not two symbols", i+2, ln)
-		}
-		pairs = append(pairs, [2]string{f[0], f[1]})
-	}
-	vocab := make([]string, 0, 512+len(pairs)+2)
-	for _, b := range byteOrder {
-		vocab = append(vocab, string(byteUnicode[b]))
+	vocab := make(map[string]int32, 512+len(pairs)+2)
+	id := int32(0)
+	add := func(s string) {
+		vocab[s] = id // later duplicates win, as in the reference dict
+		id++
 	}
 	for _, b := range byteOrder {
-		vocab = append(vocab, string(byteUnicode[b])+"</w>")
+		add(string(byteUnicode[b]))
+	}
+	for _, b := range byteOrder {
+		add(string(byteUnicode[b]) + "</w>")
 	}
 	for _, p := range pairs {
-		vocab = append(vocab, p[0]+p[1])
+		add(p[0] + p[1])
 	}
-	vocab = append(vocab, sotText, eotText)
-	m := make(map[string]int32, len(vocab))
-	for i, v := range vocab {
-		m[v] = int32(i) // later duplicates win, as in the reference dict
+	add(sotText)
+	add(eotText)
+	return build(vocab, pairs)
+}
+
+// twoFields finds the whitespace-separated fields of ln (Python's
+// str.split()); it returns the byte ranges of the first two and the count
+// (capped at 3).
+func twoFields(ln []byte) (a, b [2]int, n int) {
+	i := 0
+	for n < 3 {
+		for i < len(ln) && isASCIISpace(ln[i]) {
+			i++
+		}
+		if i >= len(ln) {
+			break
+		}
+		j := i
+		for j < len(ln) && !isASCIISpace(ln[j]) {
+			j++
+		}
+		switch n {
+		case 0:
+			a = [2]int{i, j}
+		case 1:
+			b = [2]int{i, j}
+		}
+		n++
+		i = j
 	}
-	return build(m, pairs)
+	return a, b, n
+}
+
+func isASCIISpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
 }
 
 func loadHFPair(vocabPath, mergesPath string) (*Tokenizer, error) {
