@@ -10,6 +10,8 @@
 package tokenizer
 
 import (
+	"container/heap"
+	"sort"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -268,6 +270,18 @@ func (t *Tokenizer) bpe(piece string) []int32 {
 		word[i] = t.byteID[piece[i]]
 	}
 	word[len(word)-1] = t.byteEnd[piece[len(piece)-1]]
+	if len(word) > longWord {
+		return t.bpeLong(word)
+	}
+	return t.bpeShort(word)
+}
+
+// longWord is the piece length (bytes) above which bpe switches from the
+// quadratic scan to the heap-based merge loop.
+const longWord = 48
+
+// bpeShort is the reference loop, quadratic in the word length.
+func (t *Tokenizer) bpeShort(word []int32) []int32 {
 	for len(word) > 1 {
 		best := merge{rank: -1}
 		var bl, br int32
@@ -304,4 +318,94 @@ func (t *Tokenizer) BPE(piece string) []string {
 		out[i] = t.tokens[id]
 	}
 	return out
+}
+
+// bpeLong gives the same result as bpeShort in O(n log n): each pass pops
+// every queued occurrence of the lowest-ranked pair and merges them left to
+// right, skipping occurrences an earlier merge of the pass consumed, exactly
+// as the reference pass does; pairs created by a pass are queued for later
+// passes (they cannot be the pair being merged).
+func (t *Tokenizer) bpeLong(word []int32) []int32 {
+	n := len(word)
+	sym := append([]int32(nil), word...)
+	next := make([]int32, n)
+	prev := make([]int32, n)
+	alive := make([]bool, n)
+	for i := range n {
+		next[i], prev[i], alive[i] = int32(i+1), int32(i-1), true
+	}
+	next[n-1] = -1
+	var h pairHeap
+	push := func(i int32) {
+		if i < 0 || next[i] < 0 {
+			return
+		}
+		j := next[i]
+		if m, ok := t.merges[pairKey(sym[i], sym[j])]; ok {
+			heap.Push(&h, pairEntry{rank: m.rank, pos: i, left: sym[i], right: sym[j], id: m.id})
+		}
+	}
+	for i := range n - 1 {
+		push(int32(i))
+	}
+	var batch []pairEntry
+	for h.Len() > 0 {
+		r := h[0].rank
+		batch = batch[:0]
+		for h.Len() > 0 && h[0].rank == r {
+			batch = append(batch, heap.Pop(&h).(pairEntry))
+		}
+		sort.Slice(batch, func(a, b int) bool { return batch[a].pos < batch[b].pos })
+		var touched []int32
+		for _, e := range batch {
+			i := e.pos
+			if !alive[i] || sym[i] != e.left {
+				continue
+			}
+			j := next[i]
+			if j < 0 || sym[j] != e.right {
+				continue
+			}
+			sym[i] = e.id
+			alive[j] = false
+			next[i] = next[j]
+			if next[j] >= 0 {
+				prev[next[j]] = i
+			}
+			touched = append(touched, i)
+		}
+		for _, i := range touched {
+			if alive[i] {
+				push(prev[i])
+				push(i)
+			}
+		}
+	}
+	out := make([]int32, 0, n)
+	for i := int32(0); i >= 0; i = next[i] {
+		out = append(out, sym[i])
+	}
+	return out
+}
+
+type pairEntry struct {
+	rank, pos, left, right, id int32
+}
+
+type pairHeap []pairEntry
+
+func (h pairHeap) Len() int { return len(h) }
+func (h pairHeap) Less(a, b int) bool {
+	if h[a].rank != h[b].rank {
+		return h[a].rank < h[b].rank
+	}
+	return h[a].pos < h[b].pos
+}
+func (h pairHeap) Swap(a, b int) { h[a], h[b] = h[b], h[a] }
+func (h *pairHeap) Push(x any)   { *h = append(*h, x.(pairEntry)) }
+func (h *pairHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
 }
