@@ -1,0 +1,18 @@
+package kernels
+
+import (
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// threadCPU returns the CPU time the calling OS thread has used
+// (CLOCK_THREAD_CPUTIME_ID), or 0 if it cannot be read.
+func threadCPU() time.Duration {
+	var ts syscall.Timespec
+	const clockThreadCPUTimeID = 3
+	if _, _, e := syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockThreadCPUTimeID, uintptr(unsafe.Pointer(&ts)), 0); e != 0 {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
