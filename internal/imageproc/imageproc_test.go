@@ -367,7 +367,7 @@ func TestNearestTable(t *testing.T) {
 		{4, 4, []int{0, 1, 2, 3}},
 	}
 	for _, c := range cases {
-		got := nearestTable(c.in, c.out)
+		got := nearestTable(c.in, c.out, 0, c.out)
 		for i := range got {
 			if got[i] != c.want[i] {
 				t.Errorf("nearestTable(%d, %d) = %v, want %v", c.in, c.out, got, c.want)

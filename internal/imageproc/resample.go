@@ -127,10 +127,12 @@ func kernel(f filterID) (func(float64) float64, float64) {
 const precisionBits = 32 - 8 - 2
 
 // coeffs is a precomputed resampling table for one axis (Pillow's
-// precompute_coeffs): output i reads n[i] inputs from min[i] with weights
-// w[i*ksize:] (double) or wi[i*ksize:] (22-bit fixed point).
+// precompute_coeffs) for the outputs [lo, lo+len(min)): output lo+i reads
+// n[i] inputs from min[i] with weights w[i*ksize:] (double) or wi[i*ksize:]
+// (22-bit fixed point).
 type coeffs struct {
 	ksize int
+	lo    int
 	min   []int
 	n     []int
 	w     []float64
@@ -138,38 +140,46 @@ type coeffs struct {
 }
 
 type coeffKey struct {
-	in, out int
-	f       filterID
+	in, out, lo, hi int
+	f               filterID
 }
 
 var (
 	coeffMu    sync.Mutex
 	coeffCache = map[coeffKey]*coeffs{}
+	coeffBytes int
 )
 
-const coeffCacheMax = 256
+// coeffCacheBytes bounds the memory held by cached coefficient tables.
+const coeffCacheBytes = 32 << 20
 
 // getCoeffs returns the (cached, read-only) table for resampling an axis of
-// in samples to out samples.
-func getCoeffs(in, out int, f filterID) *coeffs {
-	key := coeffKey{in, out, f}
+// in samples to out samples, for the outputs [lo, hi) only.
+func getCoeffs(in, out int, f filterID, lo, hi int) *coeffs {
+	key := coeffKey{in, out, lo, hi, f}
 	coeffMu.Lock()
 	c := coeffCache[key]
 	coeffMu.Unlock()
 	if c != nil {
 		return c
 	}
-	c = computeCoeffs(in, out, f)
+	c = computeCoeffs(in, out, f, lo, hi)
+	size := len(c.w)*12 + len(c.min)*16
+	if size > coeffCacheBytes/4 {
+		return c
+	}
 	coeffMu.Lock()
-	if len(coeffCache) >= coeffCacheMax {
+	if coeffBytes+size > coeffCacheBytes {
 		clear(coeffCache)
+		coeffBytes = 0
 	}
 	coeffCache[key] = c
+	coeffBytes += size
 	coeffMu.Unlock()
 	return c
 }
 
-func computeCoeffs(inSize, outSize int, f filterID) *coeffs {
+func computeCoeffs(inSize, outSize int, f filterID, lo, hi int) *coeffs {
 	fn, sup := kernel(f)
 	// box = (0, 0, in, out) as C floats: in1 - in0 is exact.
 	scale := float64(inSize) / float64(outSize)
@@ -179,15 +189,18 @@ func computeCoeffs(inSize, outSize int, f filterID) *coeffs {
 	}
 	support := float64(sup * filterscale)
 	ksize := int(math.Ceil(support))*2 + 1
+	m := hi - lo
 	c := &coeffs{
 		ksize: ksize,
-		min:   make([]int, outSize),
-		n:     make([]int, outSize),
-		w:     make([]float64, outSize*ksize),
-		wi:    make([]int32, outSize*ksize),
+		lo:    lo,
+		min:   make([]int, m),
+		n:     make([]int, m),
+		w:     make([]float64, m*ksize),
+		wi:    make([]int32, m*ksize),
 	}
 	ss := 1.0 / filterscale
-	for xx := 0; xx < outSize; xx++ {
+	for xx := lo; xx < hi; xx++ {
+		j := xx - lo
 		center := float64((float64(xx) + 0.5) * scale)
 		xmin := int(center - support + 0.5)
 		if xmin < 0 {
@@ -201,7 +214,7 @@ func computeCoeffs(inSize, outSize int, f filterID) *coeffs {
 		if xmax < 0 {
 			xmax = 0
 		}
-		k := c.w[xx*ksize : xx*ksize+ksize]
+		k := c.w[j*ksize : j*ksize+ksize]
 		ww := 0.0
 		for x := 0; x < xmax; x++ {
 			w := fn(float64(float64(x+xmin)-center+0.5) * ss)
@@ -213,9 +226,9 @@ func computeCoeffs(inSize, outSize int, f filterID) *coeffs {
 				k[x] /= ww
 			}
 		}
-		c.min[xx] = xmin
-		c.n[xx] = xmax
-		ki := c.wi[xx*ksize : xx*ksize+ksize]
+		c.min[j] = xmin
+		c.n[j] = xmax
+		ki := c.wi[j*ksize : j*ksize+ksize]
 		for x, w := range k {
 			p := float64(w * (1 << precisionBits))
 			if w < 0 {
@@ -293,10 +306,10 @@ func resizeRegion(img *Image, outW, outH int, f filterID, r region, parallel boo
 	}
 	var cx, cy *coeffs
 	if outW != img.Width {
-		cx = getCoeffs(img.Width, outW, f)
+		cx = getCoeffs(img.Width, outW, f, r.x0, r.x1)
 	}
 	if outH != img.Height {
-		cy = getCoeffs(img.Height, outH, f)
+		cy = getCoeffs(img.Height, outH, f, r.y0, r.y1)
 	}
 	out := &Image{Mode: img.Mode, Width: r.w(), Height: r.h(), Palette: img.Palette}
 	if img.Mode == ModeI {
@@ -340,12 +353,13 @@ func rowsNeeded(cy *coeffs, y0, y1 int) (int, int) {
 	if cy == nil {
 		return y0, y1
 	}
-	lo, hi := cy.min[y0], 0
+	lo, hi := cy.min[y0-cy.lo], 0
 	for y := y0; y < y1; y++ {
-		if cy.min[y] < lo {
-			lo = cy.min[y]
+		j := y - cy.lo
+		if cy.min[j] < lo {
+			lo = cy.min[j]
 		}
-		if e := cy.min[y] + cy.n[y]; e > hi {
+		if e := cy.min[j] + cy.n[j]; e > hi {
 			hi = e
 		}
 	}
@@ -393,13 +407,13 @@ func resample8(src []uint8, srcW, nch int, cx, cy *coeffs, r region, parallel bo
 	parallelRows(parallel, r.h(), work, func(lo, hi int) {
 		acc := make([]int32, rowLen)
 		for yy := lo; yy < hi; yy++ {
-			y := yy + r.y0
+			j := yy + r.y0 - cy.lo
 			for i := range acc {
 				acc[i] = 1 << (precisionBits - 1)
 			}
-			k := cy.wi[y*cy.ksize : y*cy.ksize+cy.n[y]]
+			k := cy.wi[j*cy.ksize : j*cy.ksize+cy.n[j]]
 			for t, w := range k {
-				row := tmp[(cy.min[y]+t-rlo)*tmpStride+colOff:]
+				row := tmp[(cy.min[j]+t-rlo)*tmpStride+colOff:]
 				row = row[:rowLen]
 				for i, p := range row {
 					acc[i] += int32(p) * w
@@ -421,8 +435,9 @@ func hpass8(dst, row []uint8, nch int, cx *coeffs, x0, x1 int) {
 	switch nch {
 	case 1:
 		for xx := x0; xx < x1; xx++ {
-			k := cx.wi[xx*ks : xx*ks+cx.n[xx]]
-			p := row[cx.min[xx]:]
+			j := xx - cx.lo
+			k := cx.wi[j*ks : j*ks+cx.n[j]]
+			p := row[cx.min[j]:]
 			p = p[:len(k)]
 			s := int32(half)
 			for t, w := range k {
@@ -432,8 +447,9 @@ func hpass8(dst, row []uint8, nch int, cx *coeffs, x0, x1 int) {
 		}
 	case 2:
 		for xx := x0; xx < x1; xx++ {
-			k := cx.wi[xx*ks : xx*ks+cx.n[xx]]
-			p := row[cx.min[xx]*2:]
+			j := xx - cx.lo
+			k := cx.wi[j*ks : j*ks+cx.n[j]]
+			p := row[cx.min[j]*2:]
 			p = p[:2*len(k)]
 			s0, s1 := int32(half), int32(half)
 			for t, w := range k {
@@ -445,8 +461,9 @@ func hpass8(dst, row []uint8, nch int, cx *coeffs, x0, x1 int) {
 		}
 	case 3:
 		for xx := x0; xx < x1; xx++ {
-			k := cx.wi[xx*ks : xx*ks+cx.n[xx]]
-			p := row[cx.min[xx]*3:]
+			j := xx - cx.lo
+			k := cx.wi[j*ks : j*ks+cx.n[j]]
+			p := row[cx.min[j]*3:]
 			p = p[:3*len(k)]
 			s0, s1, s2 := int32(half), int32(half), int32(half)
 			for t, w := range k {
@@ -460,8 +477,9 @@ func hpass8(dst, row []uint8, nch int, cx *coeffs, x0, x1 int) {
 		}
 	default:
 		for xx := x0; xx < x1; xx++ {
-			k := cx.wi[xx*ks : xx*ks+cx.n[xx]]
-			p := row[cx.min[xx]*4:]
+			j := xx - cx.lo
+			k := cx.wi[j*ks : j*ks+cx.n[j]]
+			p := row[cx.min[j]*4:]
 			p = p[:4*len(k)]
 			s0, s1, s2, s3 := int32(half), int32(half), int32(half), int32(half)
 			for t, w := range k {
@@ -492,8 +510,9 @@ func resample32(src []int32, srcW int, cx, cy *coeffs, r region, parallel bool) 
 				row := src[(y+rlo)*srcW : (y+rlo+1)*srcW]
 				d := tmp[y*ow : (y+1)*ow]
 				for xx := r.x0; xx < r.x1; xx++ {
-					k := cx.w[xx*cx.ksize : xx*cx.ksize+cx.n[xx]]
-					p := row[cx.min[xx]:]
+					j := xx - cx.lo
+					k := cx.w[j*cx.ksize : j*cx.ksize+cx.n[j]]
+					p := row[cx.min[j]:]
 					ss := 0.0
 					for t, w := range k {
 						ss += float64(float64(p[t]) * w)
@@ -522,11 +541,11 @@ func resample32(src []int32, srcW int, cx, cy *coeffs, r region, parallel bool) 
 	parallelRows(parallel, r.h(), r.h()*ow*cy.ksize, func(lo, hi int) {
 		acc := make([]float64, ow)
 		for yy := lo; yy < hi; yy++ {
-			y := yy + r.y0
+			j := yy + r.y0 - cy.lo
 			clear(acc)
-			k := cy.w[y*cy.ksize : y*cy.ksize+cy.n[y]]
+			k := cy.w[j*cy.ksize : j*cy.ksize+cy.n[j]]
 			for t, w := range k {
-				row := tmp[(cy.min[y]+t-rlo)*tmpStride+colOff:]
+				row := tmp[(cy.min[j]+t-rlo)*tmpStride+colOff:]
 				row = row[:ow]
 				for i, p := range row {
 					acc[i] += float64(float64(p) * w)
@@ -542,29 +561,32 @@ func resample32(src []int32, srcW int, cx, cy *coeffs, r region, parallel bool) 
 }
 
 // nearestTable reproduces the coordinate walk of Pillow's ImagingScaleAffine
-// (used by Image.resize with NEAREST): a running double sum, truncated.
-// Entries are -1 where the source coordinate falls outside the image.
-func nearestTable(in, out int) []int {
+// (used by Image.resize with NEAREST): a running double sum from output 0,
+// truncated. It returns the source index of outputs [lo, hi), -1 where the
+// coordinate falls outside the image.
+func nearestTable(in, out, lo, hi int) []int {
 	a := float64(in) / float64(out)
-	t := make([]int, out)
+	t := make([]int, hi-lo)
 	xo := float64(a * 0.5)
-	for x := range t {
-		xi := -1
-		if xo >= 0 {
-			xi = int(xo)
+	for x := 0; x < hi; x++ {
+		if x >= lo {
+			xi := -1
+			if xo >= 0 {
+				xi = int(xo)
+			}
+			if xi >= in {
+				xi = -1
+			}
+			t[x-lo] = xi
 		}
-		if xi >= in {
-			xi = -1
-		}
-		t[x] = xi
 		xo += a
 	}
 	return t
 }
 
 func resizeNearest(img *Image, outW, outH int, r region) *Image {
-	xt := nearestTable(img.Width, outW)[r.x0:r.x1]
-	yt := nearestTable(img.Height, outH)[r.y0:r.y1]
+	xt := nearestTable(img.Width, outW, r.x0, r.x1)
+	yt := nearestTable(img.Height, outH, r.y0, r.y1)
 	out := &Image{Mode: img.Mode, Width: r.w(), Height: r.h(), Palette: img.Palette}
 	if img.Mode == ModeI {
 		out.Pix32 = make([]int32, r.w()*r.h())
