@@ -20,155 +20,103 @@ const (
 	fix3_072711026 = 25172
 )
 
-// idctRange maps a descaled IDCT output x (taken modulo 1024) to a sample
-// like libjpeg's range-limit table: x is read as a signed 10-bit value,
-// shifted by +128 and clamped to 0..255.
-var idctRange = func() (t [1024]byte) {
-	for i := range t {
-		v := i
-		if v >= 512 {
-			v -= 1024
-		}
-		v += 128
-		if v < 0 {
-			v = 0
-		} else if v > 255 {
-			v = 255
-		}
-		t[i] = byte(v)
-	}
-	return t
-}()
-
 // idctIslow dequantizes coef with q and writes the 8x8 inverse DCT to out
-// (row stride `stride`), exactly like jpeg_idct_islow.
+// (row stride `stride`). It computes what libjpeg-turbo's x86-64 SIMD
+// accurate IDCT (jidctint-avx2.asm, used by Pillow and djpeg on x86-64)
+// computes: the jidctint.c algorithm with 16-bit dequantization, 16-bit
+// wrapping sums where the SIMD code adds 16-bit lanes, 32-bit products,
+// saturation to 16 bits between the passes and saturation (not
+// wrap-around) to 0..255 at the end. For valid data this equals the C code
+// bit for bit; the difference only shows on corrupt data.
 func idctIslow(coef *[64]int16, q *[64]int32, out []byte, stride int) {
-	var ws [64]int32
-	for col := 0; col < 8; col++ {
-		if coef[8+col] == 0 && coef[16+col] == 0 && coef[24+col] == 0 &&
-			coef[32+col] == 0 && coef[40+col] == 0 && coef[48+col] == 0 &&
-			coef[56+col] == 0 {
-			dc := int32(uint32(int32(coef[col])*q[col]) << pass1Bits)
-			ws[col], ws[8+col], ws[16+col], ws[24+col] = dc, dc, dc, dc
-			ws[32+col], ws[40+col], ws[48+col], ws[56+col] = dc, dc, dc, dc
-			continue
+	var ws [64]int16 // ws[col*8+row] after pass 1 (transposed)
+	acZero := true
+	for i := 8; i < 64; i++ {
+		if coef[i] != 0 {
+			acZero = false
+			break
 		}
-		z2 := int64(int32(coef[16+col]) * q[16+col])
-		z3 := int64(int32(coef[48+col]) * q[48+col])
-		z1 := (z2 + z3) * fix0_541196100
-		tmp2 := z1 + z3*(-fix1_847759065)
-		tmp3 := z1 + z2*fix0_765366865
-
-		z2 = int64(int32(coef[col]) * q[col])
-		z3 = int64(int32(coef[32+col]) * q[32+col])
-		tmp0 := (z2 + z3) << constBits
-		tmp1 := (z2 - z3) << constBits
-
-		tmp10 := tmp0 + tmp3
-		tmp13 := tmp0 - tmp3
-		tmp11 := tmp1 + tmp2
-		tmp12 := tmp1 - tmp2
-
-		tmp0 = int64(int32(coef[56+col]) * q[56+col])
-		tmp1 = int64(int32(coef[40+col]) * q[40+col])
-		tmp2 = int64(int32(coef[24+col]) * q[24+col])
-		tmp3 = int64(int32(coef[8+col]) * q[8+col])
-
-		z1 = tmp0 + tmp3
-		z2 = tmp1 + tmp2
-		z3 = tmp0 + tmp2
-		z4 := tmp1 + tmp3
-		z5 := (z3 + z4) * fix1_175875602
-
-		tmp0 *= fix0_298631336
-		tmp1 *= fix2_053119869
-		tmp2 *= fix3_072711026
-		tmp3 *= fix1_501321110
-		z1 *= -fix0_899976223
-		z2 *= -fix2_562915447
-		z3 *= -fix1_961570560
-		z4 *= -fix0_390180644
-
-		z3 += z5
-		z4 += z5
-
-		tmp0 += z1 + z3
-		tmp1 += z2 + z4
-		tmp2 += z2 + z3
-		tmp3 += z1 + z4
-
-		const sh = constBits - pass1Bits
-		const rnd = 1 << (sh - 1)
-		ws[col] = int32((tmp10 + tmp3 + rnd) >> sh)
-		ws[56+col] = int32((tmp10 - tmp3 + rnd) >> sh)
-		ws[8+col] = int32((tmp11 + tmp2 + rnd) >> sh)
-		ws[48+col] = int32((tmp11 - tmp2 + rnd) >> sh)
-		ws[16+col] = int32((tmp12 + tmp1 + rnd) >> sh)
-		ws[40+col] = int32((tmp12 - tmp1 + rnd) >> sh)
-		ws[24+col] = int32((tmp13 + tmp0 + rnd) >> sh)
-		ws[32+col] = int32((tmp13 - tmp0 + rnd) >> sh)
 	}
-
+	if acZero {
+		for col := 0; col < 8; col++ {
+			dc := int16(int32(coef[col])*q[col]) << pass1Bits
+			w := ws[col*8 : col*8+8]
+			for r := range w {
+				w[r] = dc
+			}
+		}
+	} else {
+		var in [8]int16
+		for col := 0; col < 8; col++ {
+			for k := 0; k < 8; k++ {
+				in[k] = int16(int32(coef[k*8+col]) * q[k*8+col])
+			}
+			idct1D(&in, (*[8]int16)(ws[col*8:col*8+8]), constBits-pass1Bits)
+		}
+	}
+	var in, res [8]int16
 	for row := 0; row < 8; row++ {
-		w := (*[8]int32)(ws[row*8 : row*8+8])
-		o := out[row*stride : row*stride+8 : row*stride+8]
-		if w[1] == 0 && w[2] == 0 && w[3] == 0 && w[4] == 0 && w[5] == 0 && w[6] == 0 && w[7] == 0 {
-			const sh = pass1Bits + 3
-			v := idctRange[int((int64(w[0])+(1<<(sh-1)))>>sh)&1023]
-			o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7] = v, v, v, v, v, v, v, v
-			continue
+		for k := 0; k < 8; k++ {
+			in[k] = ws[k*8+row]
 		}
-		z2 := int64(w[2])
-		z3 := int64(w[6])
-		z1 := (z2 + z3) * fix0_541196100
-		tmp2 := z1 + z3*(-fix1_847759065)
-		tmp3 := z1 + z2*fix0_765366865
-
-		tmp0 := (int64(w[0]) + int64(w[4])) << constBits
-		tmp1 := (int64(w[0]) - int64(w[4])) << constBits
-
-		tmp10 := tmp0 + tmp3
-		tmp13 := tmp0 - tmp3
-		tmp11 := tmp1 + tmp2
-		tmp12 := tmp1 - tmp2
-
-		tmp0 = int64(w[7])
-		tmp1 = int64(w[5])
-		tmp2 = int64(w[3])
-		tmp3 = int64(w[1])
-
-		z1 = tmp0 + tmp3
-		z2 = tmp1 + tmp2
-		z3 = tmp0 + tmp2
-		z4 := tmp1 + tmp3
-		z5 := (z3 + z4) * fix1_175875602
-
-		tmp0 *= fix0_298631336
-		tmp1 *= fix2_053119869
-		tmp2 *= fix3_072711026
-		tmp3 *= fix1_501321110
-		z1 *= -fix0_899976223
-		z2 *= -fix2_562915447
-		z3 *= -fix1_961570560
-		z4 *= -fix0_390180644
-
-		z3 += z5
-		z4 += z5
-
-		tmp0 += z1 + z3
-		tmp1 += z2 + z4
-		tmp2 += z2 + z3
-		tmp3 += z1 + z4
-
-		const sh = constBits + pass1Bits + 3
-		const rnd = 1 << (sh - 1)
-		o[0] = idctRange[int((tmp10+tmp3+rnd)>>sh)&1023]
-		o[7] = idctRange[int((tmp10-tmp3+rnd)>>sh)&1023]
-		o[1] = idctRange[int((tmp11+tmp2+rnd)>>sh)&1023]
-		o[6] = idctRange[int((tmp11-tmp2+rnd)>>sh)&1023]
-		o[2] = idctRange[int((tmp12+tmp1+rnd)>>sh)&1023]
-		o[5] = idctRange[int((tmp12-tmp1+rnd)>>sh)&1023]
-		o[3] = idctRange[int((tmp13+tmp0+rnd)>>sh)&1023]
-		o[4] = idctRange[int((tmp13-tmp0+rnd)>>sh)&1023]
+		idct1D(&in, &res, constBits+pass1Bits+3)
+		o := out[row*stride : row*stride+8 : row*stride+8]
+		for k := 0; k < 8; k++ {
+			v := res[k]
+			if v < -128 {
+				v = -128
+			} else if v > 127 {
+				v = 127
+			}
+			o[k] = byte(v + 128)
+		}
 	}
+}
+
+// sat16 is a signed saturation to 16 bits (packssdw).
+func sat16(v int32) int16 {
+	if v > 32767 {
+		return 32767
+	}
+	if v < -32768 {
+		return -32768
+	}
+	return int16(v)
+}
+
+// idct1D is one 8-point pass of the SIMD accurate IDCT, descaling by
+// `shift` bits.
+func idct1D(in, out *[8]int16, shift uint) {
+	i0, i1, i2, i3 := int32(in[0]), int32(in[1]), int32(in[2]), int32(in[3])
+	i4, i5, i6, i7 := int32(in[4]), int32(in[5]), int32(in[6]), int32(in[7])
+
+	// Even part.
+	tmp2 := i2*fix0_541196100 + i6*(fix0_541196100-fix1_847759065)
+	tmp3 := i2*(fix0_541196100+fix0_765366865) + i6*fix0_541196100
+	t0 := int32(int16(i0+i4)) << constBits
+	t1 := int32(int16(i0-i4)) << constBits
+	tmp10 := t0 + tmp3
+	tmp13 := t0 - tmp3
+	tmp11 := t1 + tmp2
+	tmp12 := t1 - tmp2
+
+	// Odd part.
+	z3 := int32(int16(i7 + i3))
+	z4 := int32(int16(i5 + i1))
+	z3n := z3*(fix1_175875602-fix1_961570560) + z4*fix1_175875602
+	z4n := z3*fix1_175875602 + z4*(fix1_175875602-fix0_390180644)
+	o0 := i7*(fix0_298631336-fix0_899976223) + i1*(-fix0_899976223) + z3n
+	o1 := i5*(fix2_053119869-fix2_562915447) + i3*(-fix2_562915447) + z4n
+	o2 := i5*(-fix2_562915447) + i3*(fix3_072711026-fix2_562915447) + z3n
+	o3 := i7*(-fix0_899976223) + i1*(fix1_501321110-fix0_899976223) + z4n
+
+	rnd := int32(1) << (shift - 1)
+	out[0] = sat16((tmp10 + o3 + rnd) >> shift)
+	out[7] = sat16((tmp10 - o3 + rnd) >> shift)
+	out[1] = sat16((tmp11 + o2 + rnd) >> shift)
+	out[6] = sat16((tmp11 - o2 + rnd) >> shift)
+	out[2] = sat16((tmp12 + o1 + rnd) >> shift)
+	out[5] = sat16((tmp12 - o1 + rnd) >> shift)
+	out[3] = sat16((tmp13 + o0 + rnd) >> shift)
+	out[4] = sat16((tmp13 - o0 + rnd) >> shift)
 }

@@ -100,7 +100,9 @@ func DecodeConfig(r io.Reader) (image.Config, error) {
 	if err != nil {
 		return image.Config{}, err
 	}
-	d := newDecoder(data, Options{})
+	// Like jpeg_read_header: parse up to the first SOS, but do not apply
+	// the pixel limit (no pixel memory is allocated here).
+	d := newDecoder(data, Options{MaxPixels: maxDimension * maxDimension})
 	if err := d.readHeader(); err != nil {
 		return image.Config{}, err
 	}
@@ -118,7 +120,7 @@ func DecodeConfig(r io.Reader) (image.Config, error) {
 	return cfg, nil
 }
 
-// readHeaderBytes reads r up to and including the first SOF or SOS segment
+// readHeaderBytes reads r up to and including the first SOS segment
 // (or all of it, whichever is shorter), walking marker segments so that
 // entropy-coded data need not be read.
 func readHeaderBytes(r io.Reader) ([]byte, error) {
@@ -166,7 +168,7 @@ func readHeaderBytes(r io.Reader) ([]byte, error) {
 				return buf, nil
 			}
 		}
-		if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) || m == 0xDA {
+		if m == 0xDA {
 			return buf, nil
 		}
 	}
