@@ -223,9 +223,10 @@ func preprocessInto(dst []float32, img *Image, o *Options, parallel bool) error 
 // Normalize turns an HWC RGB crop into normalised CHW float32 values. In the
 // reference order each value is ((float32(u8) / 255) - mean) / std in
 // float32 (a true division, as ToTensor does); with HFOrder the scaling is
-// float32(float64(u8) * RescaleFactor) instead. len(dst) must equal len(crop).
+// float32(float64(u8) * RescaleFactor) instead. len(dst) should equal
+// len(crop); only min(len(dst), len(crop))/3 pixels are written otherwise.
 func Normalize(dst []float32, crop []uint8, o Options) {
-	hw := len(crop) / 3
+	hw := min(len(crop), len(dst)) / 3
 	var lut [3][256]float32
 	for c := 0; c < 3; c++ {
 		mean, std := o.Mean[c], o.Std[c]
