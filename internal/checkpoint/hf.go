@@ -60,8 +60,11 @@ var hfLayer = map[string]string{
 // text and visual projections are transposed, position_ids buffers are
 // dropped. The result is bit-identical to the original state dict. Names
 // it does not recognise are kept unchanged (Validate reports them).
+//
+// The result takes over f's memory mapping, if any: close the result, not
+// f (closing f becomes a no-op).
 func FromHF(f *File) (*File, error) {
-	out := &File{Path: f.Path, Tensors: map[string]*Tensor{}, Metadata: f.Metadata, Format: "hf-" + f.Format, mappings: f.mappings}
+	out := &File{Path: f.Path, Tensors: map[string]*Tensor{}, Metadata: f.Metadata, Format: "hf-" + f.Format}
 	type qkv struct {
 		parts [3]*Tensor
 		at    int // position in out.Names of the placeholder
@@ -149,6 +152,7 @@ func FromHF(f *File) (*File, error) {
 		}
 		out.Tensors[ref] = t
 	}
+	out.mappings, f.mappings = f.mappings, nil
 	return out, nil
 }
 

@@ -155,12 +155,13 @@ func normalize(f *File) (*File, error) {
 			}
 		}
 		if all {
-			g := &File{Path: f.Path, Tensors: map[string]*Tensor{}, Metadata: f.Metadata, Format: f.Format, mappings: f.mappings}
+			g := &File{Path: f.Path, Tensors: map[string]*Tensor{}, Metadata: f.Metadata, Format: f.Format}
 			for _, n := range f.Names {
 				if err := g.add(renamed(f.Tensors[n], strings.TrimPrefix(n, "module."))); err != nil {
 					return nil, err
 				}
 			}
+			g.mappings, f.mappings = f.mappings, nil
 			f = g
 		}
 	}

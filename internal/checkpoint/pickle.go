@@ -220,6 +220,29 @@ func (u *unpickler) errf(format string, args ...any) error {
 	return &pickleError{u.name, u.pos, fmt.Sprintf(format, args...)}
 }
 
+// tensorErrf is errf naming the tensor being rebuilt, where known.
+func (u *unpickler) tensorErrf(format string, args ...any) error {
+	return &pickleError{u.name, u.pos, fmt.Sprintf(format, args...) + u.near()}
+}
+
+// near returns ` (tensor "key")` when the value being built sits right
+// after a string key (a state-dict key or a module attribute name), so that
+// errors about a tensor can name it; otherwise "".
+func (u *unpickler) near() string {
+	levels := [][]any{u.stack}
+	for i := len(u.meta) - 1; i >= 0 && len(levels) < 3; i-- {
+		levels = append(levels, u.meta[i])
+	}
+	for _, l := range levels {
+		for j := len(l) - 1; j >= 0 && j >= len(l)-2; j-- {
+			if s, ok := l[j].(string); ok {
+				return fmt.Sprintf(" (tensor %q)", s)
+			}
+		}
+	}
+	return ""
+}
+
 func (u *unpickler) need(n int) ([]byte, error) {
 	if n < 0 || n > len(u.data)-u.pos {
 		return nil, u.errf("truncated pickle: need %d more bytes, %d left", n, len(u.data)-u.pos)
@@ -886,42 +909,42 @@ func (u *unpickler) newObj(cls, args any) (any, error) {
 func (u *unpickler) persistentLoad(pid any) (any, error) {
 	t, ok := pid.(pyTuple)
 	if !ok || len(t) < 5 {
-		return nil, u.errf("persistent id is a %s, not a ('storage', type, key, location, size) tuple", typeName(pid))
+		return nil, u.tensorErrf("persistent id is a %s, not a ('storage', type, key, location, size) tuple", typeName(pid))
 	}
 	if s, _ := t[0].(string); s != "storage" {
-		return nil, u.errf("persistent id of unknown kind %q", t[0])
+		return nil, u.tensorErrf("persistent id of unknown kind %q", t[0])
 	}
 	g, ok := t[1].(*pyGlobal)
 	if !ok || g.kind != gStorage {
-		return nil, u.errf("persistent id names storage type %s, not a torch storage class", typeName(t[1]))
+		return nil, u.tensorErrf("persistent id names storage type %s, not a torch storage class", typeName(t[1]))
 	}
 	key, ok := t[2].(string)
 	if !ok {
-		return nil, u.errf("storage key is a %s, not a string", typeName(t[2]))
+		return nil, u.tensorErrf("storage key is a %s, not a string", typeName(t[2]))
 	}
 	n, ok := t[4].(int64)
 	if !ok || n < 0 {
-		return nil, u.errf("storage %q: invalid element count %v", key, t[4])
+		return nil, u.tensorErrf("storage %q: invalid element count %v", key, t[4])
 	}
 	if s, ok := u.storages[key]; ok {
 		if s.dtype != g.dtype || s.numel != n {
-			return nil, u.errf("storage %q is referenced as %d×%s and as %d×%s", key, s.numel, s.dtype, n, g.dtype)
+			return nil, u.tensorErrf("storage %q is referenced as %d×%s and as %d×%s", key, s.numel, s.dtype, n, g.dtype)
 		}
 		return s, nil
 	}
 	es := int64(g.dtype.Size())
 	if n > (1<<62)/es {
-		return nil, u.errf("storage %q: %d elements is too large", key, n)
+		return nil, u.tensorErrf("storage %q: %d elements is too large", key, n)
 	}
 	if u.loadStorage == nil {
-		return nil, u.errf("storage %q: no tensor data available", key)
+		return nil, u.tensorErrf("storage %q: no tensor data available", key)
 	}
 	data, err := u.loadStorage(key)
 	if err != nil {
-		return nil, u.errf("storage %q: %v", key, err)
+		return nil, u.tensorErrf("storage %q: %v", key, err)
 	}
 	if int64(len(data)) < n*es {
-		return nil, u.errf("storage %q holds %d bytes, too short for %d elements of %s (%d bytes)", key, len(data), n, g.dtype, n*es)
+		return nil, u.tensorErrf("storage %q holds %d bytes, too short for %d elements of %s (%d bytes)", key, len(data), n, g.dtype, n*es)
 	}
 	s := &pyStorage{dtype: g.dtype, key: key, numel: n, data: data[:n*es]}
 	u.storages[key] = s
@@ -954,20 +977,20 @@ func intTuple(v any) ([]int64, bool) {
 func (u *unpickler) rebuildTensor(st, off, sz, str any) (any, error) {
 	s, ok := st.(*pyStorage)
 	if !ok {
-		return nil, u.errf("tensor storage is a %s, not a storage", typeName(st))
+		return nil, u.tensorErrf("tensor storage is a %s, not a storage", typeName(st))
 	}
 	offset, ok := off.(int64)
 	if !ok || offset < 0 {
-		return nil, u.errf("tensor on storage %q: invalid storage offset %v", s.key, off)
+		return nil, u.tensorErrf("tensor on storage %q: invalid storage offset %v", s.key, off)
 	}
 	size, ok1 := intTuple(sz)
 	stride, ok2 := intTuple(str)
 	if !ok1 || !ok2 || len(size) != len(stride) || len(size) > maxDims {
-		return nil, u.errf("tensor on storage %q: invalid size/stride", s.key)
+		return nil, u.tensorErrf("tensor on storage %q: invalid size/stride", s.key)
 	}
 	n, ok := numel(size)
 	if !ok {
-		return nil, u.errf("tensor on storage %q: invalid size %v", s.key, size)
+		return nil, u.tensorErrf("tensor on storage %q: invalid size %v", s.key, size)
 	}
 	shape := make([]int, len(size))
 	for i, d := range size {
@@ -984,10 +1007,10 @@ func (u *unpickler) rebuildTensor(st, off, sz, str any) (any, error) {
 	want := int64(1)
 	for i := len(size) - 1; i >= 0; i-- {
 		if stride[i] < 0 {
-			return nil, u.errf("tensor on storage %q: negative stride %v", s.key, stride)
+			return nil, u.tensorErrf("tensor on storage %q: negative stride %v", s.key, stride)
 		}
 		if stride[i] > 0 && size[i]-1 > (s.numel-last)/stride[i] {
-			return nil, u.errf("tensor of size %v, stride %v, offset %d needs more than the %d elements of storage %q", size, stride, offset, s.numel, s.key)
+			return nil, u.tensorErrf("tensor of size %v, stride %v, offset %d needs more than the %d elements of storage %q", size, stride, offset, s.numel, s.key)
 		}
 		last += (size[i] - 1) * stride[i]
 		if size[i] != 1 && stride[i] != want {
@@ -996,14 +1019,14 @@ func (u *unpickler) rebuildTensor(st, off, sz, str any) (any, error) {
 		want *= size[i]
 	}
 	if last >= s.numel {
-		return nil, u.errf("tensor of size %v, stride %v, offset %d needs more than the %d elements of storage %q", size, stride, offset, s.numel, s.key)
+		return nil, u.tensorErrf("tensor of size %v, stride %v, offset %d needs more than the %d elements of storage %q", size, stride, offset, s.numel, s.key)
 	}
 	if contiguous {
 		t.Data = s.data[offset*es : (offset+n)*es : (offset+n)*es]
 		return t, nil
 	}
 	if n*es > u.copyBudget {
-		return nil, u.errf("tensor of size %v, stride %v on storage %q: materialising it would exceed the copy budget", size, stride, s.key)
+		return nil, u.tensorErrf("tensor of size %v, stride %v on storage %q: materialising it would exceed the copy budget", size, stride, s.key)
 	}
 	u.copyBudget -= n * es
 	t.Data = gather(s.data, int(es), offset, size, stride, n)

@@ -1,6 +1,12 @@
 // Package checkpoint reads CLIP checkpoints in the formats people publish
-// them in: safetensors (open_clip and Hugging Face), PyTorch zip pickles
-// (state dicts and OpenAI's TorchScript archives), without executing code.
+// them in, without executing code: safetensors (open_clip and Hugging Face,
+// memory-mapped), PyTorch zip pickles (torch.save state dicts, decoded by a
+// restricted pickle machine that only knows the tensor-rebuild globals) and
+// OpenAI's TorchScript archives, and Hugging Face CLIPModel directories.
+//
+// Open sniffs the format and returns the state dict under the reference
+// (openai/CLIP model.state_dict()) names; Validate compares it with the
+// shapes a model expects; WriteSafetensors writes tensors back out.
 package checkpoint
 
 import (

@@ -88,14 +88,14 @@ func TestPyTorchZipBadInput(t *testing.T) {
 		want []string
 	}{
 		{"missing data.pkl", []zent{{"archive/version", []byte("3\n")}, data0}, []string{"no data.pkl"}},
-		{"storage without entry", []zent{{"archive/data.pkl", prog(func(p *pk) { good(p) })}}, []string{`storage "0"`, "no zip entry archive/data/0"}},
-		{"storage too short", []zent{{"archive/data.pkl", prog(func(p *pk) { good(p) })}, {"archive/data/0", f32bytes(1, 2, 3)}}, []string{`storage "0"`, "too short"}},
+		{"storage without entry", []zent{{"archive/data.pkl", prog(func(p *pk) { good(p) })}}, []string{`storage "0"`, "no zip entry archive/data/0", `tensor "w"`}},
+		{"storage too short", []zent{{"archive/data.pkl", prog(func(p *pk) { good(p) })}, {"archive/data/0", f32bytes(1, 2, 3)}}, []string{`storage "0"`, "too short", `tensor "w"`}},
 		{"size and stride beyond storage", []zent{{"archive/data.pkl", prog(func(p *pk) {
 			p.str("w").tensor("FloatStorage", "0", 4, 0, []int64{2, 3}, []int64{3, 1})
-		})}, data0}, []string{"size [2 3]", "stride [3 1]", `storage "0"`}},
+		})}, data0}, []string{"size [2 3]", "stride [3 1]", `storage "0"`, `tensor "w"`}},
 		{"offset beyond storage", []zent{{"archive/data.pkl", prog(func(p *pk) {
 			p.str("w").tensor("FloatStorage", "0", 4, 4, []int64{}, []int64{})
-		})}, data0}, []string{"offset 4", `storage "0"`}},
+		})}, data0}, []string{"offset 4", `storage "0"`, `tensor "w"`}},
 		{"size stride rank mismatch", []zent{{"archive/data.pkl", prog(func(p *pk) {
 			p.str("w").tensor("FloatStorage", "0", 4, 0, []int64{4}, []int64{1, 1})
 		})}, data0}, []string{"invalid size/stride"}},
