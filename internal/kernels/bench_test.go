@@ -142,3 +142,60 @@ func BenchmarkLinearPacked(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSgemmAttention times one head of ViT-B/32 attention at batch 1
+// (50 tokens, head width 64, rows strided by the 768-wide model): scores
+// = q·kᵀ and out = p·v. These run on one thread; the model parallelises
+// over heads.
+func BenchmarkSgemmAttention(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	const t, d, width = 50, 64, 768
+	q, k, v := randSlice(r, t*width), randSlice(r, t*width), randSlice(r, t*width)
+	s, o := make([]float32, t*t), make([]float32, t*width)
+	b.Run("qk_50x64x50", func(b *testing.B) {
+		benchGemm(b, t, t, d, func() { Sgemm(false, true, t, t, d, 0.125, q, width, k, width, 0, s, t) })
+	})
+	b.Run("pv_50x50x64", func(b *testing.B) {
+		benchGemm(b, t, d, t, func() { Sgemm(false, false, t, d, t, 1, s, t, v, width, 0, o, width) })
+	})
+}
+
+// BenchmarkOps times the element-wise kernels on batch-32 ViT-B/32
+// activations (1600 tokens × 768, MLP hidden 1600 × 3072, attention
+// scores 32·12·50 rows × 50).
+func BenchmarkOps(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	x := randSlice(r, 1600*768)
+	y := make([]float32, len(x))
+	g, bb := randSlice(r, 768), randSlice(r, 768)
+	h := randSlice(r, 1600*3072)
+	s := randSlice(r, 32*12*50*50)
+	rate := func(b *testing.B, n int, run func()) {
+		single := runtime.GOMAXPROCS(0) == 1
+		if single {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+		}
+		cpu0 := threadCPU()
+		for b.Loop() {
+			run()
+		}
+		cpu := threadCPU() - cpu0
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
+		if single && cpu > 0 {
+			b.ReportMetric(float64(n)*float64(b.N)/cpu.Seconds()/1e9, "Gelem/s-cpu")
+		}
+	}
+	b.Run("LayerNorm_1600x768", func(b *testing.B) {
+		rate(b, len(x), func() { LayerNorm(y, x, g, bb, 1600, 768, 1e-5) })
+	})
+	b.Run("QuickGELU_1600x3072", func(b *testing.B) {
+		rate(b, len(h), func() { QuickGELU(h) })
+	})
+	b.Run("GELU_1600x3072", func(b *testing.B) {
+		rate(b, len(h), func() { GELU(h) })
+	})
+	b.Run("Softmax_19200x50", func(b *testing.B) {
+		rate(b, len(s), func() { SoftmaxRows(s, 32*12*50, 50) })
+	})
+}

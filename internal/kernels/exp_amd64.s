@@ -219,6 +219,54 @@ edone:
 	VADDPS       X7, X6, X6
 	VHADDPS      X6, X6, X6
 	VHADDPS      X6, X6, X6
-	MOVSS        X6, sum+24(FP)
+	VMOVSS       X6, sum+24(FP)
+	VZEROUPPER
+	RET
+
+// func maxAVX2(x *float32, n int) float32
+// Returns the largest of the first n elements; n is a positive multiple of 8.
+TEXT ·maxAVX2(SB), NOSPLIT, $0-20
+	MOVQ    x+0(FP), DI
+	MOVQ    n+8(FP), CX
+	SHRQ    $3, CX
+	VMOVUPS (DI), Y0
+	ADDQ    $32, DI
+	DECQ    CX
+	JEQ     mreduce
+
+mloop:
+	VMAXPS (DI), Y0, Y0
+	ADDQ   $32, DI
+	DECQ   CX
+	JNE    mloop
+
+mreduce:
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0x4e, X0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VMAXPS       X1, X0, X0
+	VMOVSS       X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func scaleAVX2(x *float32, n int, s float32)
+// x[i] *= s for the first n&^7 elements.
+TEXT ·scaleAVX2(SB), NOSPLIT, $0-20
+	MOVQ         x+0(FP), DI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS s+16(FP), Y1
+	SHRQ         $3, CX
+	JEQ          sdone
+
+sloop:
+	VMULPS  (DI), Y1, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, DI
+	DECQ    CX
+	JNE     sloop
+
+sdone:
 	VZEROUPPER
 	RET

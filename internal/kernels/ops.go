@@ -9,7 +9,8 @@ import (
 // be x), with PyTorch's nn.LayerNorm semantics: biased variance and eps
 // inside the square root, y = (x-mean)/sqrt(var+eps)·g + b. g and b have
 // cols elements; either may be nil (1 and 0). Mean and variance are
-// accumulated in float64.
+// accumulated in float64, so the result is at least as accurate as
+// PyTorch's float32 accumulation.
 func LayerNorm(y, x, g, b []float32, rows, cols int, eps float32) {
 	if len(x) < rows*cols || len(y) < rows*cols || (g != nil && len(g) < cols) || (b != nil && len(b) < cols) {
 		panic(fmt.Sprintf("kernels.LayerNorm: len(y)=%d len(x)=%d len(g)=%d len(b)=%d for %d×%d",
@@ -44,35 +45,24 @@ func rowLo(i, rows, work int) int {
 
 func layerNormRow(y, x, g, b []float32, eps float32) {
 	n := len(x)
-	var s0, s1, s2, s3 float64
+	// One pass of Σx and Σx² in float64: the cancellation in
+	// Σx²/n - mean² costs ~1e-16·mean²/var, far below float32 precision.
+	var s0, s1, q0, q1 float64
 	i := 0
-	for ; i+4 <= n; i += 4 {
-		s0 += float64(x[i])
-		s1 += float64(x[i+1])
-		s2 += float64(x[i+2])
-		s3 += float64(x[i+3])
+	for ; i+2 <= n; i += 2 {
+		v0, v1 := float64(x[i]), float64(x[i+1])
+		s0 += v0
+		s1 += v1
+		q0 += v0 * v0
+		q1 += v1 * v1
 	}
 	for ; i < n; i++ {
-		s0 += float64(x[i])
+		v := float64(x[i])
+		s0 += v
+		q0 += v * v
 	}
-	mean := ((s0 + s1) + (s2 + s3)) / float64(n)
-	s0, s1, s2, s3 = 0, 0, 0, 0
-	i = 0
-	for ; i+4 <= n; i += 4 {
-		d0 := float64(x[i]) - mean
-		d1 := float64(x[i+1]) - mean
-		d2 := float64(x[i+2]) - mean
-		d3 := float64(x[i+3]) - mean
-		s0 += d0 * d0
-		s1 += d1 * d1
-		s2 += d2 * d2
-		s3 += d3 * d3
-	}
-	for ; i < n; i++ {
-		d := float64(x[i]) - mean
-		s0 += d * d
-	}
-	variance := ((s0 + s1) + (s2 + s3)) / float64(n)
+	mean := (s0 + s1) / float64(n)
+	variance := max((q0+q1)/float64(n)-mean*mean, 0)
 	rstd := float32(1 / math.Sqrt(variance+float64(eps)))
 	m := float32(mean)
 	y = y[:n]
@@ -117,7 +107,8 @@ func SoftmaxRows(x []float32, rows, cols int) {
 	})
 }
 
-func softmaxRow(x []float32, simd simdLevel) {
+// softmaxRowGo is the portable softmax of one row.
+func softmaxRowGo(x []float32) {
 	mx := float32(math.Inf(-1))
 	for _, v := range x {
 		if v > mx {
@@ -131,7 +122,7 @@ func softmaxRow(x []float32, simd simdLevel) {
 		}
 		return
 	}
-	sum := expShiftSum(x, mx, simd)
+	sum := expShiftSumGo(x, mx)
 	inv := float32(1 / sum)
 	for i := range x {
 		x[i] *= inv

@@ -257,32 +257,17 @@ func (g *gemm) macro(ap, bp []float32, bstride, ic, mcLen, jc, ncLen, kcLen int,
 // ic+r·MR … (zero past the end).
 func (g *gemm) packA(dst []float32, ic, mcLen, pc, kcLen int) {
 	mr := g.kern.mr
-	a, lda, alpha := g.a, g.lda, g.alpha
 	for ir := 0; ir < mcLen; ir += mr {
 		pan := dst[(ir/mr)*kcLen*mr : (ir/mr+1)*kcLen*mr]
 		rows := min(mr, mcLen-ir)
 		if rows < mr {
 			clear(pan)
 		}
-		for r := 0; r < rows; r++ {
-			i := ic + ir + r
-			if g.transA {
-				// op(A)[i,p] = a[p*lda+i]
-				for p := 0; p < kcLen; p++ {
-					pan[p*mr+r] = alpha * a[(pc+p)*lda+i]
-				}
-				continue
-			}
-			src := a[i*lda+pc : i*lda+pc+kcLen]
-			if alpha == 1 {
-				for p, v := range src {
-					pan[p*mr+r] = v
-				}
-			} else {
-				for p, v := range src {
-					pan[p*mr+r] = alpha * v
-				}
-			}
+		if g.transA {
+			// op(A)[i,p] = a[p*lda+i]: contiguous along i.
+			gatherRows(pan, g.a, pc*g.lda+ic+ir, g.lda, kcLen, rows, mr, g.alpha)
+		} else {
+			interleave(pan, g.a, (ic+ir)*g.lda+pc, g.lda, rows, mr, kcLen, g.alpha)
 		}
 	}
 }
@@ -304,17 +289,56 @@ func packBPanels(dst, b []float32, ldb int, trans bool, nr, pc, kcLen, jc, ncLen
 		}
 		j0 := jc + jr
 		if trans {
-			// op(B)[p,j] = b[j*ldb+p]
-			for cix := 0; cix < cols; cix++ {
-				src := b[(j0+cix)*ldb+pc : (j0+cix)*ldb+pc+kcLen]
-				for p, v := range src {
-					pan[p*nr+cix] = v
-				}
-			}
+			// op(B)[p,j] = b[j*ldb+p]: contiguous along p.
+			interleave(pan, b, j0*ldb+pc, ldb, cols, nr, kcLen, 1)
+		} else {
+			gatherRows(pan, b, pc*ldb+j0, ldb, kcLen, cols, nr, 1)
+		}
+	}
+}
+
+// gatherRows sets dst[p*stride+i] = alpha·src[off+p*ld+i] for p < klen,
+// i < width.
+func gatherRows(dst, src []float32, off, ld, klen, width, stride int, alpha float32) {
+	for p := 0; p < klen; p++ {
+		d := dst[p*stride : p*stride+width]
+		s := src[off+p*ld : off+p*ld+width]
+		if alpha == 1 {
+			copy(d, s)
 			continue
 		}
-		for p := 0; p < kcLen; p++ {
-			copy(pan[p*nr:p*nr+cols], b[(pc+p)*ldb+j0:(pc+p)*ldb+j0+cols])
+		for i, v := range s {
+			d[i] = alpha * v
+		}
+	}
+}
+
+// interleave sets dst[p*stride+r] = alpha·src[off+r*ld+p] for r < nrows,
+// p < klen: nrows contiguous rows woven into one panel, four at a time.
+func interleave(dst, src []float32, off, ld, nrows, stride, klen int, alpha float32) {
+	dst = dst[:klen*stride]
+	r := 0
+	for ; r+4 <= nrows; r += 4 {
+		s0 := src[off+r*ld : off+r*ld+klen]
+		s1 := src[off+(r+1)*ld:][:len(s0)]
+		s2 := src[off+(r+2)*ld:][:len(s0)]
+		s3 := src[off+(r+3)*ld:][:len(s0)]
+		if alpha == 1 {
+			for p := range s0 {
+				d := dst[p*stride+r:][:4]
+				d[0], d[1], d[2], d[3] = s0[p], s1[p], s2[p], s3[p]
+			}
+		} else {
+			for p := range s0 {
+				d := dst[p*stride+r:][:4]
+				d[0], d[1], d[2], d[3] = alpha*s0[p], alpha*s1[p], alpha*s2[p], alpha*s3[p]
+			}
+		}
+	}
+	for ; r < nrows; r++ {
+		s := src[off+r*ld : off+r*ld+klen]
+		for p, v := range s {
+			dst[p*stride+r] = alpha * v
 		}
 	}
 }
