@@ -4,6 +4,22 @@
 //
 // All matrices are row-major []float32. Entry points are safe for concurrent
 // use; they split work over the shared pool (see Parallel).
+//
+// # Matrix products
+//
+// Sgemm is a BLIS-style SGEMM: B is packed into kc×nc panels and A into
+// mc×kc blocks, and a register-tile microkernel runs over them. C is split
+// into a 2-D grid of tiles, one per worker, so even 50-row (batch 1) products
+// use every core. The microkernel is chosen at start-up from what the CPU
+// and OS support (CPUID and XCR0 on amd64): "avx512" (6×32 tile), "avx2"
+// (AVX2+FMA, 6×16), "neon" (arm64, 4×16) or the portable "go" (4×4). The
+// environment variable GOCLIP_KERNEL (or SetKernel) forces one; the build
+// tag purego leaves only "go".
+//
+// For the weights of a model, PackLinear packs an nn.Linear weight once and
+// LinearPacked multiplies by it with a fused epilogue (bias, QuickGELU,
+// GELU, residual add). Linear packs its weight on every call, which costs
+// about as much as the product itself at batch 1.
 package kernels
 
 // Linear computes y[m,n] = x[m,k] · w[n,k]ᵀ + bias[n], the PyTorch nn.Linear
