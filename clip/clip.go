@@ -1,0 +1,508 @@
+// Package clip is goclip's public API: load a CLIP checkpoint, embed images
+// and texts into the shared embedding space, and compare them.
+//
+//	m, err := clip.Load("ViT-B-32/")           // open_clip, Hugging Face or OpenAI files
+//	img, err := m.EncodeImageFiles(ctx, []string{"cat.jpg"})
+//	txt, err := m.EncodeTexts(ctx, []string{"a photo of a cat", "a photo of a dog"})
+//	probs := clip.Softmax(m.Logits(img, txt)[0])
+//
+// The numbers are the reference openai/CLIP numbers: the tokenizer, the
+// Pillow-exact preprocessing and both towers are checked against fixtures
+// produced by the reference Python code. A Model is safe for concurrent use.
+package clip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	"github.com/goclip/goclip/internal/checkpoint"
+	"github.com/goclip/goclip/internal/imageproc"
+	"github.com/goclip/goclip/internal/model"
+	"github.com/goclip/goclip/internal/tokenizer"
+)
+
+// Model is a loaded CLIP model with its tokenizer and preprocessing.
+type Model struct {
+	net   *model.Model
+	tok   *tokenizer.Tokenizer
+	pre   imageproc.Options
+	path  string
+	batch int
+}
+
+type options struct {
+	tokenizer string
+	batch     int
+	hfOrder   *bool
+	exif      bool
+	maxPixels int64
+	gelu      *bool
+}
+
+// Option configures Load.
+type Option func(*options)
+
+// WithTokenizer loads the BPE vocabulary from path (bpe_simple_vocab_16e6.txt.gz,
+// tokenizer.json, vocab.json with merges.txt beside it, or a directory
+// holding one of them) instead of looking next to the checkpoint.
+func WithTokenizer(path string) Option { return func(o *options) { o.tokenizer = path } }
+
+// WithBatchSize sets how many inputs go through the network at once
+// (default 32).
+func WithBatchSize(n int) Option { return func(o *options) { o.batch = n } }
+
+// WithHFPreprocessing selects the Hugging Face CLIPImageProcessor order
+// (convert to RGB first, floor-division crop, multiply by 1/255) instead of
+// the reference openai/CLIP transform. The default is the reference order.
+func WithHFPreprocessing(on bool) Option { return func(o *options) { o.hfOrder = &on } }
+
+// WithEXIFOrientation applies the EXIF orientation tag before
+// preprocessing. The reference does not, so it is off by default.
+func WithEXIFOrientation(on bool) Option { return func(o *options) { o.exif = on } }
+
+// WithMaxPixels sets the largest width×height accepted when decoding an
+// image (decompression-bomb guard); 0 keeps the default, negative disables.
+func WithMaxPixels(n int64) Option { return func(o *options) { o.maxPixels = n } }
+
+// WithQuickGELU overrides the activation the checkpoint's config implies:
+// true for QuickGELU (OpenAI models), false for exact GELU (most LAION
+// open_clip models). Use it only for checkpoints that ship without config.
+func WithQuickGELU(on bool) Option { return func(o *options) { o.gelu = &on } }
+
+// Load reads a CLIP model from path: a safetensors or PyTorch file (open_clip
+// state dict, OpenAI TorchScript archive) or a directory (Hugging Face
+// CLIPModel layout, or open_clip files). The architecture comes from
+// open_clip_config.json or config.json beside the weights, else it is
+// inferred from tensor shapes as openai/CLIP's build_model does.
+func Load(path string, opts ...Option) (*Model, error) {
+	var o options
+	for _, fn := range opts {
+		fn(&o)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("clip: %w", err)
+	}
+	dir := path
+	if !st.IsDir() {
+		dir = filepath.Dir(path)
+	}
+	f, err := checkpoint.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("clip: %w", err)
+	}
+	cfg, pre, err := readConfig(dir, f)
+	if err != nil {
+		return nil, fmt.Errorf("clip: %w", err)
+	}
+	if o.gelu != nil {
+		cfg.QuickGELU = *o.gelu
+	}
+	net, err := model.New(cfg, f)
+	if err != nil {
+		return nil, fmt.Errorf("clip: %w", err)
+	}
+	f.Close() // weights are copied out; release the mapping
+	tokPath := o.tokenizer
+	if tokPath == "" {
+		if tokPath, err = tokenizer.Find(dir); err != nil {
+			return nil, fmt.Errorf("clip: %w", err)
+		}
+	}
+	tok, err := tokenizer.Load(tokPath)
+	if err != nil {
+		return nil, fmt.Errorf("clip: %w", err)
+	}
+	if o.hfOrder != nil {
+		pre.HFOrder = *o.hfOrder
+	}
+	pre.ApplyEXIF = o.exif
+	pre.MaxPixels = o.maxPixels
+	if o.batch <= 0 {
+		o.batch = 32
+	}
+	return &Model{net: net, tok: tok, pre: pre, path: path, batch: o.batch}, nil
+}
+
+// readConfig finds the model configuration and preprocessing beside the
+// weights: open_clip_config.json, then Hugging Face config.json (with
+// preprocessor_config.json), else inference from the tensors.
+func readConfig(dir string, f *checkpoint.File) (model.Config, imageproc.Options, error) {
+	var cfg model.Config
+	var err error
+	oc := filepath.Join(dir, "open_clip_config.json")
+	hf := filepath.Join(dir, "config.json")
+	var pcfg *model.PreprocessConfig
+	switch {
+	case exists(oc):
+		cfg, pcfg, err = model.ReadOpenCLIPConfig(oc)
+	case exists(hf):
+		cfg, err = model.ReadHFConfig(hf)
+	default:
+		cfg, err = model.InferConfig(f)
+	}
+	if err != nil {
+		return cfg, imageproc.Options{}, err
+	}
+	pre := imageproc.DefaultOptions(cfg.Vision.ImageSize)
+	if pp := filepath.Join(dir, "preprocessor_config.json"); exists(pp) {
+		hfPre, err := imageproc.LoadHFConfig(pp)
+		if err != nil {
+			return cfg, pre, err
+		}
+		// Mean, std and sizes come from the processor config; the order
+		// stays the reference one unless WithHFPreprocessing asks.
+		hfPre.HFOrder = false
+		pre = hfPre
+	}
+	if pcfg != nil {
+		if len(pcfg.Mean) == 3 && len(pcfg.Std) == 3 {
+			for i := range 3 {
+				pre.Mean[i], pre.Std[i] = float32(pcfg.Mean[i]), float32(pcfg.Std[i])
+			}
+		}
+		if pcfg.Interpolation != "" {
+			pre.Interpolation = pcfg.Interpolation
+		}
+		if pcfg.ResizeMode != "" && pcfg.ResizeMode != "shortest" {
+			return cfg, pre, fmt.Errorf("%s: resize_mode %q is not supported (only \"shortest\")", oc, pcfg.ResizeMode)
+		}
+	}
+	if pre.Size != cfg.Vision.ImageSize {
+		return cfg, pre, fmt.Errorf("%s: preprocessing crops to %d px but the image tower takes %d px", dir, pre.Size, cfg.Vision.ImageSize)
+	}
+	return cfg, pre, nil
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// Config returns the model's architecture.
+func (m *Model) Config() model.Config { return m.net.Config }
+
+// EmbedDim returns the size of the shared embedding space.
+func (m *Model) EmbedDim() int { return m.net.Config.EmbedDim }
+
+// ImageSize returns the side in pixels of the image tower's input.
+func (m *Model) ImageSize() int { return m.net.Config.Vision.ImageSize }
+
+// ContextLength returns the text tower's token context (77 for CLIP).
+func (m *Model) ContextLength() int { return m.net.Config.Text.ContextLength }
+
+// LogitScale returns exp(logit_scale), the factor applied to cosine
+// similarities to form logits (100 for OpenAI's released models).
+func (m *Model) LogitScale() float32 { return float32(math.Exp(float64(m.net.LogitScale))) }
+
+// Path returns where the model was loaded from.
+func (m *Model) Path() string { return m.path }
+
+// Network exposes the underlying network (for training and diagnostics).
+func (m *Model) Network() *model.Model { return m.net }
+
+// PreprocessOptions returns the image preprocessing the model uses.
+func (m *Model) PreprocessOptions() imageproc.Options { return m.pre }
+
+// Tokenize returns the context-length token row of text (start token, BPE
+// ids, end token, zero padding) and whether the text had to be truncated
+// to fit, as clip.tokenize(text, truncate=True) does.
+func (m *Model) Tokenize(text string) ([]int32, bool) {
+	return m.tok.Tokenize(text, m.ContextLength())
+}
+
+// Tokenizer returns the model's tokenizer.
+func (m *Model) Tokenizer() *tokenizer.Tokenizer { return m.tok }
+
+// TextEmbedding is one text's embedding with how it was tokenized.
+type TextEmbedding struct {
+	Embedding []float32
+	// Truncated is set when the text was longer than the context and its
+	// tail was dropped (the reference's truncate=True behaviour).
+	Truncated bool
+}
+
+// EncodeTexts returns the unnormalised text features (the reference
+// encode_text output) for each text, in order. Texts longer than the
+// context are truncated; EmbedTexts reports which.
+func (m *Model) EncodeTexts(ctx context.Context, texts []string) ([][]float32, error) {
+	res, err := m.EmbedTexts(ctx, texts)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]float32, len(res))
+	for i, r := range res {
+		out[i] = r.Embedding
+	}
+	return out, nil
+}
+
+// EmbedTexts is EncodeTexts that also reports truncation per text.
+func (m *Model) EmbedTexts(ctx context.Context, texts []string) ([]TextEmbedding, error) {
+	rows := make([][]int32, len(texts))
+	res := make([]TextEmbedding, len(texts))
+	for i, t := range texts {
+		rows[i], res[i].Truncated = m.Tokenize(t)
+	}
+	emb, err := m.EncodeTokens(ctx, rows)
+	if err != nil {
+		return nil, err
+	}
+	for i := range res {
+		res[i].Embedding = emb[i]
+	}
+	return res, nil
+}
+
+// EncodeTokens runs the text tower on token rows of ContextLength ids.
+func (m *Model) EncodeTokens(ctx context.Context, rows [][]int32) ([][]float32, error) {
+	ed := m.EmbedDim()
+	flat := make([]float32, len(rows)*ed)
+	for lo := 0; lo < len(rows); lo += m.batch {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		hi := min(lo+m.batch, len(rows))
+		if err := m.net.EncodeText(flat[lo*ed:hi*ed], rows[lo:hi], nil); err != nil {
+			return nil, fmt.Errorf("clip: %w", err)
+		}
+	}
+	return split(flat, ed), nil
+}
+
+// EncodeImages returns the unnormalised image features (the reference
+// encode_image output) of already-decoded images, in order.
+func (m *Model) EncodeImages(ctx context.Context, imgs []image.Image) ([][]float32, error) {
+	return m.encode(ctx, len(imgs), func(i int, dst []float32) error {
+		if imgs[i] == nil {
+			return fmt.Errorf("image %d is nil", i)
+		}
+		return imageproc.PreprocessInto(dst, imageproc.FromImage(imgs[i]), m.pre)
+	})
+}
+
+// EncodeImageFiles decodes, preprocesses and embeds image files. The first
+// file that cannot be read fails the call with an error naming it; use
+// EmbedImageFiles to skip bad files instead.
+func (m *Model) EncodeImageFiles(ctx context.Context, paths []string) ([][]float32, error) {
+	emb, errs := m.EmbedImageFiles(ctx, paths)
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return emb, nil
+}
+
+// EmbedImageFiles embeds image files, returning per file either its
+// embedding or the error that made it unusable (corrupt, unsupported,
+// too large). A context error stops the whole call.
+func (m *Model) EmbedImageFiles(ctx context.Context, paths []string) ([][]float32, []error) {
+	errs := make([]error, len(paths))
+	emb, err := m.encode(ctx, len(paths), func(i int, dst []float32) error {
+		img, err := imageproc.LoadFile(paths[i], m.pre)
+		if err == nil {
+			err = imageproc.PreprocessInto(dst, img, m.pre)
+		}
+		if err != nil {
+			errs[i] = err
+			return errSkip
+		}
+		return nil
+	})
+	if err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		return make([][]float32, len(paths)), errs
+	}
+	for i := range emb {
+		if errs[i] != nil {
+			emb[i] = nil
+		}
+	}
+	return emb, errs
+}
+
+var errSkip = errors.New("skip")
+
+// EncodePixels runs the image tower on preprocessed pixels [n, 3, S, S].
+func (m *Model) EncodePixels(ctx context.Context, pixels []float32, n int) ([][]float32, error) {
+	s := m.ImageSize()
+	if len(pixels) != n*3*s*s {
+		return nil, fmt.Errorf("clip: %d pixel values for %d images of 3×%d×%d", len(pixels), n, s, s)
+	}
+	ed := m.EmbedDim()
+	flat := make([]float32, n*ed)
+	for lo := 0; lo < n; lo += m.batch {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		hi := min(lo+m.batch, n)
+		m.net.EncodeImage(flat[lo*ed:hi*ed], pixels[lo*3*s*s:hi*3*s*s], hi-lo, nil)
+	}
+	return split(flat, ed), nil
+}
+
+// Preprocess applies the model's image transform to img and returns
+// CHW float32 pixels of 3×ImageSize×ImageSize.
+func (m *Model) Preprocess(img image.Image) ([]float32, error) {
+	s := m.ImageSize()
+	dst := make([]float32, 3*s*s)
+	return dst, imageproc.PreprocessInto(dst, imageproc.FromImage(img), m.pre)
+}
+
+// encode preprocesses n inputs in parallel (prep fills one image's pixels;
+// errSkip marks an input to leave out) and runs the image tower in batches.
+func (m *Model) encode(ctx context.Context, n int, prep func(i int, dst []float32) error) ([][]float32, error) {
+	s := m.ImageSize()
+	per := 3 * s * s
+	ed := m.EmbedDim()
+	out := make([][]float32, n)
+	flat := make([]float32, n*ed)
+	pix := make([]float32, min(n, m.batch)*per)
+	ok := make([]bool, min(n, m.batch))
+	for lo := 0; lo < n; lo += m.batch {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		hi := min(lo+m.batch, n)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var firstErr error
+		sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+		for i := lo; i < hi; i++ {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func(i int) {
+				defer func() { <-sem; wg.Done() }()
+				err := prep(i, pix[(i-lo)*per:(i-lo+1)*per])
+				ok[i-lo] = err == nil
+				if err != nil && !errors.Is(err, errSkip) {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("clip: %w", err)
+					}
+					mu.Unlock()
+				}
+			}(i)
+		}
+		wg.Wait()
+		if firstErr != nil {
+			return nil, firstErr
+		}
+		// Compact the good inputs and run them as one batch.
+		k := 0
+		idx := make([]int, 0, hi-lo)
+		for i := lo; i < hi; i++ {
+			if ok[i-lo] {
+				if k != i-lo {
+					copy(pix[k*per:(k+1)*per], pix[(i-lo)*per:(i-lo+1)*per])
+				}
+				idx = append(idx, i)
+				k++
+			}
+		}
+		if k > 0 {
+			m.net.EncodeImage(flat[lo*ed:(lo+k)*ed], pix[:k*per], k, nil)
+		}
+		for j, i := range idx {
+			out[i] = flat[(lo+j)*ed : (lo+j+1)*ed : (lo+j+1)*ed]
+		}
+	}
+	return out, nil
+}
+
+func split(flat []float32, w int) [][]float32 {
+	out := make([][]float32, len(flat)/w)
+	for i := range out {
+		out[i] = flat[i*w : (i+1)*w : (i+1)*w]
+	}
+	return out
+}
+
+// Normalize returns v scaled to unit L2 norm (a zero vector stays zero).
+func Normalize(v []float32) []float32 {
+	var s float64
+	for _, x := range v {
+		s += float64(x) * float64(x)
+	}
+	out := make([]float32, len(v))
+	if s == 0 {
+		return out
+	}
+	inv := 1 / math.Sqrt(s)
+	for i, x := range v {
+		out[i] = float32(float64(x) * inv)
+	}
+	return out
+}
+
+// Similarity returns the cosine similarity of a and b.
+func Similarity(a, b []float32) float32 {
+	var ab, aa, bb float64
+	for i := range a {
+		ab += float64(a[i]) * float64(b[i])
+		aa += float64(a[i]) * float64(a[i])
+		bb += float64(b[i]) * float64(b[i])
+	}
+	if aa == 0 || bb == 0 {
+		return 0
+	}
+	return float32(ab / math.Sqrt(aa*bb))
+}
+
+// Logits returns logits_per_image [len(images)][len(texts)] =
+// exp(logit_scale) · cos(image, text), as the reference CLIP.forward.
+func (m *Model) Logits(images, texts [][]float32) [][]float32 {
+	scale := m.LogitScale()
+	tn := make([][]float32, len(texts))
+	for j, t := range texts {
+		tn[j] = Normalize(t)
+	}
+	out := make([][]float32, len(images))
+	for i, im := range images {
+		in := Normalize(im)
+		row := make([]float32, len(texts))
+		for j := range texts {
+			var s float32
+			for c := range in {
+				s += scale * in[c] * tn[j][c]
+			}
+			row[j] = s
+		}
+		out[i] = row
+	}
+	return out
+}
+
+// Softmax returns the softmax of a row of logits.
+func Softmax(row []float32) []float32 {
+	out := make([]float32, len(row))
+	if len(row) == 0 {
+		return out
+	}
+	mx := row[0]
+	for _, v := range row {
+		mx = max(mx, v)
+	}
+	var sum float64
+	for i, v := range row {
+		e := math.Exp(float64(v - mx))
+		out[i] = float32(e)
+		sum += e
+	}
+	for i := range out {
+		out[i] = float32(float64(out[i]) / sum)
+	}
+	return out
+}
