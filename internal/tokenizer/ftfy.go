@@ -152,7 +152,9 @@ func ftfyEntity(ref string) string {
 		return v
 	}
 	lower := strings.ToLower(name)
-	if lower != name && strings.ToUpper(name) == name {
+	// ftfy only adds "&NAME;" where Python's html.unescape leaves it alone
+	// (so not "&GTCC;", which unescapes as "&GT" + "CC;").
+	if lower != name && strings.ToUpper(name) == name && HTMLUnescape(ref) == ref {
 		if v, ok := namedEntity(lower); ok {
 			return pyUpper(v)
 		}
