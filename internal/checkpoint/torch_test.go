@@ -2,6 +2,8 @@ package checkpoint
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -456,5 +458,44 @@ func TestHFSynthetic(t *testing.T) {
 	f.Names = append(f.Names[:1], f.Names[2:]...)
 	if _, err := FromHF(f); err == nil || !strings.Contains(err.Error(), "the k projection is missing") {
 		t.Errorf("missing k: error %v", err)
+	}
+}
+
+func TestOpenDirectories(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "no checkpoint found") {
+		t.Errorf("empty directory: %v", err)
+	}
+	// A sharded safetensors checkpoint with DDP "module." names.
+	shard := func(name string, ts ...*Tensor) {
+		var b bytes.Buffer
+		if err := EncodeSafetensors(&b, ts, nil); err != nil {
+			t.Fatal(err)
+		}
+		writeTempIn(t, dir, name, b.Bytes())
+	}
+	shard("model-00001-of-00002.safetensors", &Tensor{Name: "module.a", DType: F32, Shape: []int{1}, Data: f32bytes(1)})
+	shard("model-00002-of-00002.safetensors", &Tensor{Name: "module.b", DType: F32, Shape: []int{1}, Data: f32bytes(2)})
+	writeTempIn(t, dir, "model.safetensors.index.json", []byte(`{"metadata":{},"weight_map":{"module.a":"model-00001-of-00002.safetensors","module.b":"model-00002-of-00002.safetensors"}}`))
+	f, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(f.Names, []string{"a", "b"}) || f.Tensor("b").Data[3] != f32bytes(2)[3] {
+		t.Errorf("sharded: %q", f.Names)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	writeTempIn(t, dir, "model.safetensors.index.json", []byte(`{"weight_map":{"module.a":"../etc/passwd"}}`))
+	if _, err := Open(dir); err == nil || !strings.Contains(err.Error(), "invalid shard") {
+		t.Errorf("escaping shard name: %v", err)
+	}
+}
+
+func writeTempIn(t *testing.T, dir, name string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
