@@ -3,6 +3,7 @@ package jpeg
 import (
 	"fmt"
 	"image"
+	"runtime"
 )
 
 // Colour spaces of the coded data.
@@ -66,6 +67,12 @@ type decoder struct {
 	lastGoodIMCURow int
 	dcOverflow      bool
 	latch           [][savedCoefs]int // smoothing_ok's coef_bits latch
+
+	// One-pass IDCT pipeline.
+	jobs     chan rowJob
+	free     chan [][]int16
+	pipeDone chan struct{}
+	curBufs  [][]int16
 }
 
 func newDecoder(data []byte, opts Options) *decoder {
@@ -208,7 +215,9 @@ func (d *decoder) decode() (image.Image, error) {
 		return nil, err
 	}
 	if !d.multiScan {
+		d.startPipeline()
 		d.consumeScan(true)
+		d.stopPipeline()
 	} else {
 		scans := 1
 		for {
@@ -238,7 +247,7 @@ func (d *decoder) decode() (image.Image, error) {
 			for i := range d.comps {
 				c := &d.comps[i]
 				for by := 0; by < c.bh; by++ {
-					d.idctBlockRow(c, by, by)
+					d.idctBlockRow(c, c.coef, by, by)
 				}
 			}
 		}
@@ -263,11 +272,11 @@ func (d *decoder) latchDCTTables() {
 
 // idctBlockRow runs the IDCT over block row `row` of the coefficient buffer
 // into block row by of the component's sample plane.
-func (d *decoder) idctBlockRow(c *component, row, by int) {
+func (d *decoder) idctBlockRow(c *component, coef []int16, row, by int) {
 	base := row * c.bwPad * 64
 	out := c.plane[by*8*c.planeW:]
 	for bx := 0; bx < c.bw; bx++ {
-		blk := (*[64]int16)(c.coef[base+bx*64 : base+bx*64+64])
+		blk := (*[64]int16)(coef[base+bx*64 : base+bx*64+64])
 		idctIslow(blk, &c.dctTable, out[bx*8:], c.planeW)
 	}
 }
@@ -448,7 +457,7 @@ func (d *decoder) consumeScan(onepass bool) {
 		c := d.scanComps[0]
 		for imcu := 0; imcu < d.totalIMCURows; imcu++ {
 			if onepass {
-				clear(c.coef)
+				d.beginRow()
 			}
 			rows := c.v
 			if imcu == d.totalIMCURows-1 {
@@ -472,9 +481,7 @@ func (d *decoder) consumeScan(onepass bool) {
 				}
 			}
 			if onepass {
-				for yo := 0; yo < rows; yo++ {
-					d.idctBlockRow(c, yo, imcu*c.v+yo)
-				}
+				d.endRow(imcu)
 			}
 		}
 		return
@@ -488,9 +495,7 @@ func (d *decoder) consumeScan(onepass bool) {
 	}
 	for my := 0; my < d.mcuRowsInScan; my++ {
 		if onepass {
-			for _, c := range d.scanComps {
-				clear(c.coef)
-			}
+			d.beginRow()
 		}
 		for mx := 0; mx < d.mcusPerRow; mx++ {
 			if !d.insufficient {
@@ -515,14 +520,7 @@ func (d *decoder) consumeScan(onepass bool) {
 			d.decodeMCU(blocks[:n], memb[:n])
 		}
 		if onepass {
-			for _, c := range d.scanComps {
-				for yi := 0; yi < c.v; yi++ {
-					by := my*c.v + yi
-					if by < c.bh {
-						d.idctBlockRow(c, yi, by)
-					}
-				}
-			}
+			d.endRow(my)
 		}
 	}
 }
@@ -572,13 +570,35 @@ func (d *decoder) decodeMCUSequential(blocks []*[64]int16, memb []int) {
 		d.lastDC[memb[i]] += int32(s)
 		blk[0] = int16(d.lastDC[memb[i]])
 		for k := 1; k < 64; k++ {
-			s := d.decodeHuff(ac)
+			// Inlined decodeHuff: reading ahead early is harmless (it never
+			// pads), so refill whenever fewer than 32 bits are buffered.
+			if d.bitsLeft < 32 {
+				d.fillBits(0)
+			}
+			var s int
+			if d.bitsLeft >= lookahead {
+				e := ac.lookup[(d.bitBuf>>uint(d.bitsLeft-lookahead))&(1<<lookahead-1)]
+				if nb := int(e >> lookahead); nb <= lookahead {
+					d.bitsLeft -= nb
+					s = int(e & 0xFF)
+				} else {
+					s = d.decodeHuffSlow(ac, lookahead+1)
+				}
+			} else {
+				s = d.decodeHuffSlow(ac, 1)
+			}
 			r := s >> 4
 			s &= 15
 			if s != 0 {
 				k += r
-				r = d.getBits(s)
-				blk[zigzag[k]] = int16(extend(r, s))
+				var v int
+				if d.bitsLeft >= s {
+					d.bitsLeft -= s
+					v = int(d.bitBuf>>uint(d.bitsLeft)) & (1<<uint(s) - 1)
+				} else {
+					v = d.getBits(s)
+				}
+				blk[zigzag[k]] = int16(extend(v, s))
 			} else {
 				if r != 15 {
 					break
@@ -713,5 +733,87 @@ func (d *decoder) decodeACRefine(blk *[64]int16) {
 			}
 		}
 		d.eobrun--
+	}
+}
+
+// One-pass (single-scan) files run the IDCT of each completed iMCU row on a
+// second goroutine while entropy decoding continues, for large images.
+
+const pipelineDepth = 6
+
+type rowJob struct {
+	imcu int
+	bufs [][]int16
+}
+
+func (d *decoder) startPipeline() {
+	if runtime.GOMAXPROCS(0) < 2 || d.width*d.height < 1<<18 {
+		return
+	}
+	d.free = make(chan [][]int16, pipelineDepth)
+	for i := 0; i < pipelineDepth; i++ {
+		bufs := make([][]int16, d.ncomp)
+		for ci := range d.comps {
+			bufs[ci] = make([]int16, len(d.comps[ci].coef))
+		}
+		d.free <- bufs
+	}
+	d.jobs = make(chan rowJob, pipelineDepth)
+	d.pipeDone = make(chan struct{})
+	go func() {
+		defer close(d.pipeDone)
+		for j := range d.jobs {
+			d.idctIMCURow(j.imcu, j.bufs)
+			d.free <- j.bufs
+		}
+	}()
+}
+
+func (d *decoder) stopPipeline() {
+	if d.jobs == nil {
+		return
+	}
+	close(d.jobs)
+	<-d.pipeDone
+	d.jobs = nil
+}
+
+// beginRow provides zeroed coefficient buffers for the next iMCU row.
+func (d *decoder) beginRow() {
+	if d.jobs == nil {
+		for i := range d.comps {
+			clear(d.comps[i].coef)
+		}
+		return
+	}
+	bufs := <-d.free
+	for i := range d.comps {
+		clear(bufs[i])
+		d.comps[i].coef = bufs[i]
+	}
+	d.curBufs = bufs
+}
+
+// endRow runs (or queues) the IDCT of a completed iMCU row.
+func (d *decoder) endRow(imcu int) {
+	if d.jobs == nil {
+		bufs := make([][]int16, 0, maxComponents)
+		for i := range d.comps {
+			bufs = append(bufs, d.comps[i].coef)
+		}
+		d.idctIMCURow(imcu, bufs)
+		return
+	}
+	d.jobs <- rowJob{imcu: imcu, bufs: d.curBufs}
+}
+
+func (d *decoder) idctIMCURow(imcu int, bufs [][]int16) {
+	for i := range d.comps {
+		c := &d.comps[i]
+		for yi := 0; yi < c.v; yi++ {
+			if by := imcu*c.v + yi; by < c.bh {
+				d.idctBlockRow(c, bufs[i], yi, by)
+			}
+		}
 	}
 }

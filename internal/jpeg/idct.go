@@ -29,7 +29,7 @@ const (
 // wrap-around) to 0..255 at the end. For valid data this equals the C code
 // bit for bit; the difference only shows on corrupt data.
 func idctIslow(coef *[64]int16, q *[64]int32, out []byte, stride int) {
-	var ws [64]int16 // ws[col*8+row] after pass 1 (transposed)
+	var ws [64]int32 // pass-1 output, int16 values, row-major
 	acZero := true
 	for i := 8; i < 64; i++ {
 		if coef[i] != 0 {
@@ -38,39 +38,63 @@ func idctIslow(coef *[64]int16, q *[64]int32, out []byte, stride int) {
 		}
 	}
 	if acZero {
+		// The SIMD code's whole-block shortcut: a wrapping 16-bit shift.
 		for col := 0; col < 8; col++ {
-			dc := int16(int32(coef[col])*q[col]) << pass1Bits
-			w := ws[col*8 : col*8+8]
-			for r := range w {
-				w[r] = dc
+			dc := int32(int16(int32(coef[col])*q[col]) << pass1Bits)
+			for r := 0; r < 64; r += 8 {
+				ws[r+col] = dc
 			}
 		}
 	} else {
-		var in [8]int16
 		for col := 0; col < 8; col++ {
+			c0 := int32(int16(int32(coef[col]) * q[col]))
+			if coef[8+col] == 0 && coef[16+col] == 0 && coef[24+col] == 0 &&
+				coef[32+col] == 0 && coef[40+col] == 0 && coef[48+col] == 0 &&
+				coef[56+col] == 0 {
+				// Exactly what the full pass gives for a DC-only column.
+				dc := int32(sat16(c0 * 4))
+				for r := 0; r < 64; r += 8 {
+					ws[r+col] = dc
+				}
+				continue
+			}
+			var v [8]int32
+			v[0] = c0
+			for k := 1; k < 8; k++ {
+				v[k] = int32(int16(int32(coef[k*8+col]) * q[k*8+col]))
+			}
+			idct1D(&v, constBits-pass1Bits)
 			for k := 0; k < 8; k++ {
-				in[k] = int16(int32(coef[k*8+col]) * q[k*8+col])
+				ws[k*8+col] = v[k]
 			}
-			idct1D(&in, (*[8]int16)(ws[col*8:col*8+8]), constBits-pass1Bits)
 		}
 	}
-	var in, res [8]int16
 	for row := 0; row < 8; row++ {
-		for k := 0; k < 8; k++ {
-			in[k] = ws[k*8+row]
-		}
-		idct1D(&in, &res, constBits+pass1Bits+3)
+		v := (*[8]int32)(ws[row*8 : row*8+8])
 		o := out[row*stride : row*stride+8 : row*stride+8]
+		if v[1] == 0 && v[2] == 0 && v[3] == 0 && v[4] == 0 && v[5] == 0 && v[6] == 0 && v[7] == 0 {
+			const sh = constBits + pass1Bits + 3
+			b := clampSample((v[0]<<constBits + 1<<(sh-1)) >> sh)
+			o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7] = b, b, b, b, b, b, b, b
+			continue
+		}
+		idct1D(v, constBits+pass1Bits+3)
 		for k := 0; k < 8; k++ {
-			v := res[k]
-			if v < -128 {
-				v = -128
-			} else if v > 127 {
-				v = 127
-			}
-			o[k] = byte(v + 128)
+			o[k] = clampSample(v[k])
 		}
 	}
+}
+
+// clampSample saturates a pass-2 output (already within int16 range) to a
+// signed byte and recentres it, like packsswb + paddb 128.
+func clampSample(v int32) byte {
+	if v < -128 {
+		return 0
+	}
+	if v > 127 {
+		return 255
+	}
+	return byte(v + 128)
 }
 
 // sat16 is a signed saturation to 16 bits (packssdw).
@@ -84,11 +108,11 @@ func sat16(v int32) int16 {
 	return int16(v)
 }
 
-// idct1D is one 8-point pass of the SIMD accurate IDCT, descaling by
-// `shift` bits.
-func idct1D(in, out *[8]int16, shift uint) {
-	i0, i1, i2, i3 := int32(in[0]), int32(in[1]), int32(in[2]), int32(in[3])
-	i4, i5, i6, i7 := int32(in[4]), int32(in[5]), int32(in[6]), int32(in[7])
+// idct1D is one 8-point pass of the SIMD accurate IDCT on int16 values
+// held in int32, descaling by `shift` bits; it works in place.
+func idct1D(v *[8]int32, shift uint) {
+	i0, i1, i2, i3 := v[0], v[1], v[2], v[3]
+	i4, i5, i6, i7 := v[4], v[5], v[6], v[7]
 
 	// Even part.
 	tmp2 := i2*fix0_541196100 + i6*(fix0_541196100-fix1_847759065)
@@ -111,12 +135,12 @@ func idct1D(in, out *[8]int16, shift uint) {
 	o3 := i7*(-fix0_899976223) + i1*(fix1_501321110-fix0_899976223) + z4n
 
 	rnd := int32(1) << (shift - 1)
-	out[0] = sat16((tmp10 + o3 + rnd) >> shift)
-	out[7] = sat16((tmp10 - o3 + rnd) >> shift)
-	out[1] = sat16((tmp11 + o2 + rnd) >> shift)
-	out[6] = sat16((tmp11 - o2 + rnd) >> shift)
-	out[2] = sat16((tmp12 + o1 + rnd) >> shift)
-	out[5] = sat16((tmp12 - o1 + rnd) >> shift)
-	out[3] = sat16((tmp13 + o0 + rnd) >> shift)
-	out[4] = sat16((tmp13 - o0 + rnd) >> shift)
+	v[0] = int32(sat16((tmp10 + o3 + rnd) >> shift))
+	v[7] = int32(sat16((tmp10 - o3 + rnd) >> shift))
+	v[1] = int32(sat16((tmp11 + o2 + rnd) >> shift))
+	v[6] = int32(sat16((tmp11 - o2 + rnd) >> shift))
+	v[2] = int32(sat16((tmp12 + o1 + rnd) >> shift))
+	v[5] = int32(sat16((tmp12 - o1 + rnd) >> shift))
+	v[3] = int32(sat16((tmp13 + o0 + rnd) >> shift))
+	v[4] = int32(sat16((tmp13 - o0 + rnd) >> shift))
 }
