@@ -45,8 +45,8 @@ func MatMul(c, a, b []float32, m, n, k int) {
 	Sgemm(false, false, m, n, k, 1, a, k, b, n, 0, c, n)
 }
 
-// Dot returns Σ a[i]·b[i] over len(a) elements.
-func Dot(a, b []float32) float32 {
+// dotGo is the portable Dot.
+func dotGo(a, b []float32) float32 {
 	b = b[:len(a)]
 	var s0, s1, s2, s3 float32
 	i := 0

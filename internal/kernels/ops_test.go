@@ -167,3 +167,24 @@ func TestAddScale(t *testing.T) {
 		}
 	}
 }
+
+func TestDot(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	for _, n := range []int{0, 1, 7, 8, 9, 31, 32, 33, 64, 100, 1000} {
+		a, b := randSlice(r, n), randSlice(r, n+3) // b may be longer
+		var want, mag float64
+		for i := range a {
+			want += float64(a[i]) * float64(b[i])
+			mag += math.Abs(float64(a[i]) * float64(b[i]))
+		}
+		for _, f := range []struct {
+			name string
+			fn   func(a, b []float32) float32
+		}{{"Dot", Dot}, {"dotGo", dotGo}} {
+			got := f.fn(a, b)
+			if math.Abs(float64(got)-want) > 1e-6*math.Sqrt(float64(n)+1)*(mag+1e-30) {
+				t.Errorf("%s n=%d: %g, want %g", f.name, n, got, want)
+			}
+		}
+	}
+}

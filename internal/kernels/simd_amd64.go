@@ -11,6 +11,28 @@ func quickGELUAVX2(x *float32, n int)
 func expShiftSumAVX2(x *float32, n int, shift float32) (sum float32)
 
 //go:noescape
+func dotAVX2(a, b *float32, n int) float32
+
+// useAVX2 is set when the CPU has AVX2+FMA, for helpers that do not depend
+// on the selected GEMM kernel.
+var useAVX2, _ = cpuFeatures()
+
+// Dot returns Σ a[i]·b[i] over len(a) elements.
+func Dot(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s float32
+	n := 0
+	if useAVX2 && len(a) >= 8 {
+		n = len(a) &^ 7
+		s = dotAVX2(&a[0], &b[0], n)
+	}
+	if n < len(a) {
+		s += dotGo(a[n:], b[n:])
+	}
+	return s
+}
+
+//go:noescape
 func maxAVX2(x *float32, n int) float32
 
 //go:noescape

@@ -2,7 +2,8 @@
 
 #include "textflag.h"
 
-// Vectorised e^x for the softmax and QuickGELU (AVX2+FMA), the same
+// AVX2+FMA helpers: Dot, max, scale, and a vectorised e^x for the softmax
+// and QuickGELU, the same
 // algorithm as expf in ops.go: clamp to [-87.3, 88], n = floor(x·log2e+½),
 // r = x - n·ln2 (two parts), e^r by a degree-7 polynomial, scale by 2^n.
 
@@ -268,5 +269,54 @@ sloop:
 	JNE     sloop
 
 sdone:
+	VZEROUPPER
+	RET
+
+// func dotAVX2(a, b *float32, n int) float32
+// Returns Σ a[i]·b[i] over the first n&^7 elements (four accumulators).
+TEXT ·dotAVX2(SB), NOSPLIT, $0-28
+	MOVQ   a+0(FP), SI
+	MOVQ   b+8(FP), DI
+	MOVQ   n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+dloop32:
+	CMPQ        CX, $32
+	JLT         dloop8
+	VMOVUPS     (SI), Y4
+	VMOVUPS     32(SI), Y5
+	VMOVUPS     64(SI), Y6
+	VMOVUPS     96(SI), Y7
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS 32(DI), Y5, Y1
+	VFMADD231PS 64(DI), Y6, Y2
+	VFMADD231PS 96(DI), Y7, Y3
+	ADDQ        $128, SI
+	ADDQ        $128, DI
+	SUBQ        $32, CX
+	JMP         dloop32
+
+dloop8:
+	CMPQ        CX, $8
+	JLT         dreduce
+	VMOVUPS     (SI), Y4
+	VFMADD231PS (DI), Y4, Y0
+	ADDQ        $32, SI
+	ADDQ        $32, DI
+	SUBQ        $8, CX
+	JMP         dloop8
+
+dreduce:
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VHADDPS      X0, X0, X0
+	VHADDPS      X0, X0, X0
+	VMOVSS       X0, ret+24(FP)
 	VZEROUPPER
 	RET
