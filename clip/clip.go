@@ -44,6 +44,7 @@ type options struct {
 	exif      bool
 	maxPixels int64
 	gelu      *bool
+	goJPEG    bool
 }
 
 // Option configures Load.
@@ -70,6 +71,10 @@ func WithEXIFOrientation(on bool) Option { return func(o *options) { o.exif = on
 // WithMaxPixels sets the largest width×height accepted when decoding an
 // image (decompression-bomb guard); 0 keeps the default, negative disables.
 func WithMaxPixels(n int64) Option { return func(o *options) { o.maxPixels = n } }
+
+// WithGoJPEG decodes JPEG files with Go's image/jpeg instead of goclip's
+// decoder, which reproduces libjpeg-turbo (and so the reference) exactly.
+func WithGoJPEG(on bool) Option { return func(o *options) { o.goJPEG = on } }
 
 // WithQuickGELU overrides the activation the checkpoint's config implies:
 // true for QuickGELU (OpenAI models), false for exact GELU (most LAION
@@ -125,6 +130,7 @@ func Load(path string, opts ...Option) (*Model, error) {
 	}
 	pre.ApplyEXIF = o.exif
 	pre.MaxPixels = o.maxPixels
+	pre.GoJPEG = o.goJPEG
 	if o.batch <= 0 {
 		o.batch = 32
 	}

@@ -64,16 +64,11 @@ func TestParityEndToEnd(t *testing.T) {
 					t.Fatal(err)
 				}
 				ed := m.EmbedDim()
-				// Images: PNGs directly; JPEG rows through the reference
-				// decode (jpeg_decoded/) — the JPEG files themselves are
-				// reported by TestJPEGRows.
+				// Every image file as given, JPEGs included (the default
+				// JPEG decoder is libjpeg-turbo-exact).
 				var files []string
 				for _, im := range man.Images {
-					f := im.File
-					if im.DecodedRef != "" {
-						f = im.DecodedRef
-					}
-					files = append(files, filepath.Join(dir, f))
+					files = append(files, filepath.Join(dir, im.File))
 				}
 				img, err := m.EncodeImageFiles(ctx, files)
 				if err != nil {
@@ -115,14 +110,14 @@ func TestParityEndToEnd(t *testing.T) {
 }
 
 // TestJPEGRows reports how far the JPEG files' features land from the
-// reference with the default decoder.
+// reference with Go's image/jpeg instead of the exact decoder.
 func TestJPEGRows(t *testing.T) {
 	dir := fixtures.Dir(t)
 	exp := fixtures.Expected(t, dir)
 	man := fixtures.ReadManifest(t, dir)
 	mm := man.Models[0]
 	path := modelPaths(filepath.Join(dir, mm.Name), mm.Files)[0]
-	m, err := clip.Load(path, clip.WithTokenizer(filepath.Join(dir, "tokenizer")))
+	m, err := clip.Load(path, clip.WithTokenizer(filepath.Join(dir, "tokenizer")), clip.WithGoJPEG(true))
 	if err != nil {
 		t.Fatal(err)
 	}

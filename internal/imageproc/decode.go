@@ -12,18 +12,20 @@ import (
 	"io"
 	"os"
 
+	exactjpeg "github.com/goclip/goclip/internal/jpeg"
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
 	"golang.org/x/image/webp"
 )
 
-// DecodeJPEG decodes a JPEG stream. It defaults to Go's image/jpeg, whose
-// output differs slightly from libjpeg-turbo (the reference); a bit-exact
-// decoder can be plugged in here.
-var DecodeJPEG func(io.Reader) (image.Image, error) = jpeg.Decode
+// DecodeJPEG decodes a JPEG stream. It defaults to goclip's decoder, whose
+// pixels are byte-identical to libjpeg-turbo's default decode (what Pillow,
+// and so the reference CLIP, sees). Options.GoJPEG selects Go's image/jpeg
+// instead, which differs by up to ~90 levels on subsampled chroma.
+var DecodeJPEG func(io.Reader) (image.Image, error) = exactjpeg.Decode
 
 // DecodeJPEGConfig reads a JPEG header (for the pixel-limit check).
-var DecodeJPEGConfig func(io.Reader) (image.Config, error) = jpeg.DecodeConfig
+var DecodeJPEGConfig func(io.Reader) (image.Config, error) = exactjpeg.DecodeConfig
 
 // Format is an image file format recognised by its leading bytes.
 type Format string
@@ -77,7 +79,7 @@ func Decode(r io.Reader, name string, o Options) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("imageproc: %s: reading: %w", name, err)
 	}
-	img, err := decodeBytes(data, o.maxPixels())
+	img, err := decodeBytes(data, o.maxPixels(), o.GoJPEG)
 	if err != nil {
 		return nil, fmt.Errorf("imageproc: %s: %w", name, err)
 	}
@@ -94,7 +96,7 @@ func safely(fn func() error) (err error) {
 	return fn()
 }
 
-func decodeBytes(data []byte, maxPixels int64) (*Image, error) {
+func decodeBytes(data []byte, maxPixels int64, goJPEG bool) (*Image, error) {
 	format := Sniff(data)
 	var configFn func(io.Reader) (image.Config, error)
 	var decodeFn func(io.Reader) (image.Image, error)
@@ -103,6 +105,9 @@ func decodeBytes(data []byte, maxPixels int64) (*Image, error) {
 		configFn, decodeFn = png.DecodeConfig, png.Decode
 	case FormatJPEG:
 		configFn, decodeFn = DecodeJPEGConfig, DecodeJPEG
+		if goJPEG {
+			configFn, decodeFn = jpeg.DecodeConfig, jpeg.Decode
+		}
 	case FormatGIF:
 		configFn, decodeFn = gif.DecodeConfig, gif.Decode
 	case FormatBMP:

@@ -111,6 +111,10 @@ type Options struct {
 	// ApplyEXIF rotates/flips the image by its EXIF orientation before
 	// preprocessing. The reference does not, so it is off by default.
 	ApplyEXIF bool
+	// GoJPEG decodes JPEG files with Go's image/jpeg instead of goclip's
+	// libjpeg-turbo-exact decoder (faster on some inputs, not the
+	// reference pixels).
+	GoJPEG bool
 	// MaxPixels is the largest width*height accepted when decoding:
 	// 0 means DefaultMaxPixels, negative means no limit.
 	MaxPixels int64
