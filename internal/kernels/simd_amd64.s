@@ -3,9 +3,9 @@
 #include "textflag.h"
 
 // AVX2+FMA helpers: Dot, max, scale, and a vectorised e^x for the softmax
-// and QuickGELU, the same
-// algorithm as expf in ops.go: clamp to [-87.3, 88], n = floor(x·log2e+½),
-// r = x - n·ln2 (two parts), e^r by a degree-7 polynomial, scale by 2^n.
+// and QuickGELU, the same algorithm as expf in ops.go: clamp to [-87.3, 88],
+// n = floor(x·log2e+½), r = x - n·ln2 (two parts), e^r by a degree-7
+// polynomial, scale by 2^n.
 
 // Each constant is stored 8 times (one YMM vector).
 DATA expconst<>+0(SB)/4, $0xc2aeac4f
