@@ -45,40 +45,56 @@ func rowLo(i, rows, work int) int {
 
 func layerNormRow(y, x, g, b []float32, eps float32) {
 	n := len(x)
-	// One pass of Σx and Σx² in float64: the cancellation in
-	// Σx²/n - mean² costs ~1e-16·mean²/var, far below float32 precision.
+	// Σx and Σx² in float64: the cancellation in Σx²/n - mean² costs
+	// ~1e-16·(1+mean²/var) relative, far below float32 precision.
+	s, q := rowStats(x)
+	mean := s / float64(n)
+	variance := max(q/float64(n)-mean*mean, 0)
+	rstd := float32(1 / math.Sqrt(variance+float64(eps)))
+	if g != nil {
+		g = g[:n]
+	}
+	if b != nil {
+		b = b[:n]
+	}
+	lnApply(y[:n], x, g, b, float32(mean), rstd)
+}
+
+// rowStatsGo returns Σx and Σx² of x in float64.
+func rowStatsGo(x []float32) (sum, sumsq float64) {
 	var s0, s1, q0, q1 float64
 	i := 0
-	for ; i+2 <= n; i += 2 {
+	for ; i+2 <= len(x); i += 2 {
 		v0, v1 := float64(x[i]), float64(x[i+1])
 		s0 += v0
 		s1 += v1
 		q0 += v0 * v0
 		q1 += v1 * v1
 	}
-	for ; i < n; i++ {
+	for ; i < len(x); i++ {
 		v := float64(x[i])
 		s0 += v
 		q0 += v * v
 	}
-	mean := (s0 + s1) / float64(n)
-	variance := max((q0+q1)/float64(n)-mean*mean, 0)
-	rstd := float32(1 / math.Sqrt(variance+float64(eps)))
-	m := float32(mean)
-	y = y[:n]
+	return s0 + s1, q0 + q1
+}
+
+// lnApplyGo sets y = (x-m)·rstd·g + b, with g and b optional.
+func lnApplyGo(y, x, g, b []float32, m, rstd float32) {
+	y = y[:len(x)]
 	switch {
 	case g != nil && b != nil:
-		g, b = g[:n], b[:n]
+		g, b = g[:len(x)], b[:len(x)]
 		for i, v := range x {
 			y[i] = (v-m)*rstd*g[i] + b[i]
 		}
 	case g != nil:
-		g = g[:n]
+		g = g[:len(x)]
 		for i, v := range x {
 			y[i] = (v - m) * rstd * g[i]
 		}
 	case b != nil:
-		b = b[:n]
+		b = b[:len(x)]
 		for i, v := range x {
 			y[i] = (v-m)*rstd + b[i]
 		}

@@ -33,6 +33,34 @@ func Dot(a, b []float32) float32 {
 }
 
 //go:noescape
+func lnStatsAVX2(x *float32, n int) (sum, sumsq float64)
+
+//go:noescape
+func lnApplyAVX2(y, x, gamma, beta *float32, n int, mean, rstd float32)
+
+// rowStats returns Σx and Σx² of x in float64.
+func rowStats(x []float32) (sum, sumsq float64) {
+	n := 0
+	if useAVX2 && len(x) >= 8 {
+		n = len(x) &^ 7
+		sum, sumsq = lnStatsAVX2(&x[0], n)
+	}
+	s, q := rowStatsGo(x[n:])
+	return sum + s, sumsq + q
+}
+
+// lnApply sets y = (x-mean)·rstd·g + b (g, b may be nil).
+func lnApply(y, x, g, b []float32, mean, rstd float32) {
+	n := 0
+	if useAVX2 && g != nil && b != nil && len(x) >= 8 {
+		n = len(x) &^ 7
+		lnApplyAVX2(&y[0], &x[0], &g[0], &b[0], n, mean, rstd)
+		g, b = g[n:], b[n:]
+	}
+	lnApplyGo(y[n:], x[n:], g, b, mean, rstd)
+}
+
+//go:noescape
 func maxAVX2(x *float32, n int) float32
 
 //go:noescape

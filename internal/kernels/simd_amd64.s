@@ -320,3 +320,72 @@ dreduce:
 	VMOVSS       X0, ret+24(FP)
 	VZEROUPPER
 	RET
+
+// func lnStatsAVX2(x *float32, n int) (sum, sumsq float64)
+// Σx and Σx² in float64 over the first n&^7 elements.
+TEXT ·lnStatsAVX2(SB), NOSPLIT, $0-32
+	MOVQ   x+0(FP), SI
+	MOVQ   n+8(FP), CX
+	SHRQ   $3, CX
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+	TESTQ  CX, CX
+	JEQ    lsreduce
+
+lsloop:
+	VCVTPS2PD   (SI), Y4
+	VCVTPS2PD   16(SI), Y5
+	VADDPD      Y4, Y0, Y0
+	VADDPD      Y5, Y1, Y1
+	VFMADD231PD Y4, Y4, Y2
+	VFMADD231PD Y5, Y5, Y3
+	ADDQ        $32, SI
+	DECQ        CX
+	JNE         lsloop
+
+lsreduce:
+	VADDPD       Y1, Y0, Y0
+	VADDPD       Y3, Y2, Y2
+	VEXTRACTF128 $1, Y0, X1
+	VADDPD       X1, X0, X0
+	VHADDPD      X0, X0, X0
+	VMOVSD       X0, sum+16(FP)
+	VEXTRACTF128 $1, Y2, X3
+	VADDPD       X3, X2, X2
+	VHADDPD      X2, X2, X2
+	VMOVSD       X2, sumsq+24(FP)
+	VZEROUPPER
+	RET
+
+// func lnApplyAVX2(y, x, gamma, beta *float32, n int, mean, rstd float32)
+// y[i] = (x[i]-mean)·rstd·gamma[i] + beta[i] over the first n&^7 elements.
+TEXT ·lnApplyAVX2(SB), NOSPLIT, $0-48
+	MOVQ         y+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         gamma+16(FP), R8
+	MOVQ         beta+24(FP), R9
+	MOVQ         n+32(FP), CX
+	VBROADCASTSS mean+40(FP), Y6
+	VBROADCASTSS rstd+44(FP), Y7
+	SHRQ         $3, CX
+	JEQ          ladone
+
+laloop:
+	VMOVUPS     (SI), Y0
+	VSUBPS      Y6, Y0, Y0
+	VMULPS      Y7, Y0, Y0
+	VMOVUPS     (R9), Y1
+	VFMADD231PS (R8), Y0, Y1
+	VMOVUPS     Y1, (DI)
+	ADDQ        $32, SI
+	ADDQ        $32, DI
+	ADDQ        $32, R8
+	ADDQ        $32, R9
+	DECQ        CX
+	JNE         laloop
+
+ladone:
+	VZEROUPPER
+	RET
