@@ -35,15 +35,30 @@ func (a *Arena) Reset() { a.next = 0 }
 // (the names of the fixtures' intermediates, e.g. "visual/ln_pre").
 type Tracer func(name string, data []float32, shape []int)
 
-// Linear is y = x·Wᵀ + b with W stored [Out, In] as in PyTorch.
+// Linear is y = x·Wᵀ + b with W stored [Out, In] as in PyTorch. Pack
+// prepares W once in the GEMM microkernel's layout; after changing W (a
+// training step) call Pack again.
 type Linear struct {
 	W, B    []float32
 	In, Out int
+	packed  *kernels.PackedB
 }
 
+// Pack (re)packs W for the fast path of Forward.
+func (l *Linear) Pack() { l.packed = kernels.PackLinear(l.W, l.Out, l.In) }
+
 // Forward computes rows outputs into y.
-func (l *Linear) Forward(y, x []float32, rows int) {
-	kernels.Linear(y[:rows*l.Out], x[:rows*l.In], l.W, l.B, rows, l.Out, l.In)
+func (l *Linear) Forward(y, x []float32, rows int) { l.forward(y, x, rows, kernels.EpiNone) }
+
+// forward computes epi(x·Wᵀ + b) (EpiResidual adds into y).
+func (l *Linear) forward(y, x []float32, rows int, epi kernels.Epilogue) {
+	if rows == 0 {
+		return
+	}
+	if l.packed == nil {
+		panic("model: Linear used before Pack")
+	}
+	kernels.LinearPacked(y[:rows*l.Out], x[:rows*l.In], l.packed, l.B, rows, epi)
 }
 
 // LayerNorm normalises each row of Dim values: (x-mean)/sqrt(var+eps)·G+B.
@@ -55,41 +70,7 @@ type LayerNorm struct {
 
 // Forward normalises rows rows of x into y (y may alias x).
 func (l *LayerNorm) Forward(y, x []float32, rows int) {
-	d := l.Dim
-	kernels.Parallel(rows, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			xr, yr := x[r*d:r*d+d], y[r*d:r*d+d]
-			var s float64
-			for _, v := range xr {
-				s += float64(v)
-			}
-			mean := s / float64(d)
-			var q float64
-			for _, v := range xr {
-				dv := float64(v) - mean
-				q += dv * dv
-			}
-			rstd := 1 / math.Sqrt(q/float64(d)+float64(l.Eps))
-			for i, v := range xr {
-				yr[i] = float32((float64(v)-mean)*rstd)*l.G[i] + l.B[i]
-			}
-		}
-	})
-}
-
-// activation applies QuickGELU (x·σ(1.702x)) or exact erf GELU in place.
-func activation(x []float32, quick bool) {
-	kernels.Parallel(len(x)/4096+1, func(lo, hi int) {
-		a, b := lo*4096, min(hi*4096, len(x))
-		for i := a; i < b; i++ {
-			v := x[i]
-			if quick {
-				x[i] = v * float32(1/(1+math.Exp(-float64(float32(1.702)*v))))
-			} else {
-				x[i] = float32(0.5 * float64(v) * (1 + math.Erf(float64(v)/math.Sqrt2)))
-			}
-		}
-	})
+	kernels.LayerNorm(y[:rows*l.Dim], x[:rows*l.Dim], l.G, l.B, rows, l.Dim, l.Eps)
 }
 
 // Attention is PyTorch's nn.MultiheadAttention as CLIP uses it (self
@@ -100,60 +81,43 @@ type Attention struct {
 }
 
 // Forward computes self-attention over batch sequences of seq tokens of
-// x ([batch·seq, width]) into y. causal masks future positions.
+// x ([batch·seq, width]) and adds the result to y (the residual stream).
+// causal masks future positions.
 func (a *Attention) Forward(ar *Arena, y, x []float32, batch, seq int, causal bool) {
 	w := a.Out.Out
 	qkv := ar.Get(batch * seq * 3 * w)
 	a.In.Forward(qkv, x, batch*seq)
 	ctx := ar.Get(batch * seq * w)
 	scores := ar.Get(batch * a.Heads * seq * seq)
-	hd := w / a.Heads
+	attend(ctx, qkv, scores, batch, seq, w, a.Heads, causal)
+	a.Out.forward(y, ctx, batch*seq, kernels.EpiResidual)
+}
+
+// attend computes softmax(q·kᵀ/√d)·v per batch item and head from the
+// stacked projections qkv [batch·seq, 3w] into ctx [batch·seq, w]; scores
+// holds the attention probabilities [batch·heads, seq, seq] afterwards.
+func attend(ctx, qkv, scores []float32, batch, seq, w, heads int, causal bool) {
+	hd := w / heads
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	kernels.Parallel(batch*a.Heads, func(lo, hi int) {
-		q := make([]float32, hd)
+	negInf := float32(math.Inf(-1))
+	kernels.Parallel(batch*heads, func(lo, hi int) {
 		for t := lo; t < hi; t++ {
-			b, h := t/a.Heads, t%a.Heads
+			b, h := t/heads, t%heads
 			sc := scores[t*seq*seq : (t+1)*seq*seq]
-			base := b * seq * 3 * w
-			for i := range seq {
-				qi := qkv[base+i*3*w+h*hd : base+i*3*w+h*hd+hd]
-				for c := range q {
-					q[c] = qi[c] * scale
-				}
-				n := seq
-				if causal {
-					n = i + 1
-				}
-				row := sc[i*seq : i*seq+n]
-				mx := float32(math.Inf(-1))
-				for j := range n {
-					kj := qkv[base+j*3*w+w+h*hd : base+j*3*w+w+h*hd+hd]
-					s := kernels.Dot(q, kj)
-					row[j] = s
-					mx = max(mx, s)
-				}
-				var sum float32
-				for j := range row {
-					e := float32(math.Exp(float64(row[j] - mx)))
-					row[j] = e
-					sum += e
-				}
-				out := ctx[(b*seq+i)*w+h*hd : (b*seq+i)*w+h*hd+hd]
-				for c := range out {
-					out[c] = 0
-				}
-				inv := 1 / sum
-				for j, p := range row {
-					p *= inv
-					vj := qkv[base+j*3*w+2*w+h*hd : base+j*3*w+2*w+h*hd+hd]
-					for c, v := range vj {
-						out[c] += p * v
+			base := qkv[b*seq*3*w:]
+			kernels.Sgemm(false, true, seq, seq, hd, scale, base[h*hd:], 3*w, base[w+h*hd:], 3*w, 0, sc, seq)
+			if causal {
+				for i := range seq {
+					row := sc[i*seq : (i+1)*seq]
+					for j := i + 1; j < seq; j++ {
+						row[j] = negInf
 					}
 				}
 			}
+			kernels.SoftmaxRows(sc, seq, seq)
+			kernels.Sgemm(false, false, seq, hd, seq, 1, sc, seq, base[2*w+h*hd:], 3*w, 0, ctx[b*seq*w+h*hd:], w)
 		}
 	})
-	a.Out.Forward(y, ctx, batch*seq)
 }
 
 // MLP is c_fc → (Quick)GELU → c_proj.
@@ -176,23 +140,15 @@ func (blk *Block) Forward(ar *Arena, x []float32, batch, seq int, causal bool) {
 	w := blk.LN1.Dim
 	h := ar.Get(rows * w)
 	blk.LN1.Forward(h, x, rows)
-	o := ar.Get(rows * w)
-	blk.Attn.Forward(ar, o, h, batch, seq, causal)
-	kernels.Parallel(rows, func(lo, hi int) {
-		for i := lo * w; i < hi*w; i++ {
-			x[i] += o[i]
-		}
-	})
+	blk.Attn.Forward(ar, x, h, batch, seq, causal)
 	blk.LN2.Forward(h, x, rows)
 	f := ar.Get(rows * blk.MLP.FC.Out)
-	blk.MLP.FC.Forward(f, h, rows)
-	activation(f, blk.MLP.QuickGELU)
-	blk.MLP.Proj.Forward(o, f, rows)
-	kernels.Parallel(rows, func(lo, hi int) {
-		for i := lo * w; i < hi*w; i++ {
-			x[i] += o[i]
-		}
-	})
+	epi := kernels.EpiGELU
+	if blk.MLP.QuickGELU {
+		epi = kernels.EpiQuickGELU
+	}
+	blk.MLP.FC.forward(f, h, rows, epi)
+	blk.MLP.Proj.forward(x, f, rows, kernels.EpiResidual)
 }
 
 // Transformer is a stack of Blocks.

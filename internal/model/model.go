@@ -47,7 +47,37 @@ func New(cfg Config, f *checkpoint.File) (*Model, error) {
 	if l.err != nil {
 		return nil, l.err
 	}
+	m.Pack()
 	return m, nil
+}
+
+// Linears returns every Linear layer of the model, for packing and for
+// optimisers.
+func (m *Model) Linears() []*Linear {
+	var ls []*Linear
+	blocks := func(t *Transformer) {
+		for i := range t.Blocks {
+			b := &t.Blocks[i]
+			ls = append(ls, &b.Attn.In, &b.Attn.Out, &b.MLP.FC, &b.MLP.Proj)
+		}
+	}
+	blocks(&m.Text.Transformer)
+	switch v := m.Visual.(type) {
+	case *VisionTransformer:
+		ls = append(ls, &v.Patch)
+		blocks(&v.Transformer)
+	case *ModifiedResNet:
+		ls = append(ls, &v.Pool.Q, &v.Pool.K, &v.Pool.V, &v.Pool.C)
+	}
+	return ls
+}
+
+// Pack packs every Linear weight into the GEMM layout (done by New; call
+// again after the weights change).
+func (m *Model) Pack() {
+	for _, l := range m.Linears() {
+		l.Pack()
+	}
 }
 
 func (c Config) validate() error {
