@@ -12,6 +12,10 @@ import (
 var withSIMD = withKernels
 
 func TestLayerNorm(t *testing.T) {
+	withSIMD(t, testLayerNorm)
+}
+
+func testLayerNorm(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	for _, sz := range [][2]int{{1, 1}, {3, 7}, {50, 768}, {100, 1000}} {
 		rows, cols := sz[0], sz[1]

@@ -13,16 +13,16 @@ func expShiftSumAVX2(x *float32, n int, shift float32) (sum float32)
 //go:noescape
 func dotAVX2(a, b *float32, n int) float32
 
-// useAVX2 is set when the CPU has AVX2+FMA, for helpers that do not depend
-// on the selected GEMM kernel.
-var useAVX2, _ = cpuFeatures()
+// useAVX2 reports whether the selected kernel allows the AVX2 helpers
+// (GOCLIP_KERNEL=go turns them off too).
+func useAVX2() bool { return current.Load().simd >= simdAVX2 }
 
 // Dot returns Σ a[i]·b[i] over len(a) elements.
 func Dot(a, b []float32) float32 {
 	b = b[:len(a)]
 	var s float32
 	n := 0
-	if useAVX2 && len(a) >= 8 {
+	if useAVX2() && len(a) >= 8 {
 		n = len(a) &^ 7
 		s = dotAVX2(&a[0], &b[0], n)
 	}
@@ -41,7 +41,7 @@ func lnApplyAVX2(y, x, gamma, beta *float32, n int, mean, rstd float32)
 // rowStats returns Σx and Σx² of x in float64.
 func rowStats(x []float32) (sum, sumsq float64) {
 	n := 0
-	if useAVX2 && len(x) >= 8 {
+	if useAVX2() && len(x) >= 8 {
 		n = len(x) &^ 7
 		sum, sumsq = lnStatsAVX2(&x[0], n)
 	}
@@ -52,7 +52,7 @@ func rowStats(x []float32) (sum, sumsq float64) {
 // lnApply sets y = (x-mean)·rstd·g + b (g, b may be nil).
 func lnApply(y, x, g, b []float32, mean, rstd float32) {
 	n := 0
-	if useAVX2 && g != nil && b != nil && len(x) >= 8 {
+	if useAVX2() && g != nil && b != nil && len(x) >= 8 {
 		n = len(x) &^ 7
 		lnApplyAVX2(&y[0], &x[0], &g[0], &b[0], n, mean, rstd)
 		g, b = g[n:], b[n:]
