@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -194,7 +195,10 @@ func retryable(err error) bool {
 	var te *transportError
 	var se *StatusError
 	var re *resumeError
+	var dns *net.DNSError
 	switch {
+	case errors.As(err, &dns) && dns.IsNotFound:
+		return false // no such host: offline, or a wrong endpoint
 	case errors.As(err, &te), errors.As(err, &re):
 		return true
 	case errors.As(err, &se):

@@ -38,6 +38,7 @@ type fakeRepo struct {
 // lets a test inject faults.
 type fakeHub struct {
 	srv   *httptest.Server
+	cdn   *httptest.Server // another host, as the hub's LFS CDN is
 	token string
 
 	mu      sync.Mutex
@@ -57,6 +58,8 @@ func newFakeHub(t *testing.T) *fakeHub {
 	h := &fakeHub{repos: map[string]*fakeRepo{}, counts: map[string]int{}, ranges: map[string][]string{}}
 	h.srv = httptest.NewServer(http.HandlerFunc(h.serve))
 	t.Cleanup(h.srv.Close)
+	h.cdn = httptest.NewServer(http.HandlerFunc(h.serve))
+	t.Cleanup(h.cdn.Close)
 	return h
 }
 
@@ -228,7 +231,7 @@ func (h *fakeHub) serve(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("X-Repo-Commit", parts[3])
 			if f.lfs {
 				// As the hub does: a signed CDN URL.
-				http.Redirect(w, r, "/cdn/"+sha256Hex(f.data)+"?X-Amz-Signature=secret", http.StatusFound)
+				http.Redirect(w, r, h.cdn.URL+"/cdn/"+sha256Hex(f.data)+"?X-Amz-Signature=secret", http.StatusFound)
 				return
 			}
 			w.Header().Set("ETag", `"`+gitSHA1Hex(f.data)+`"`)

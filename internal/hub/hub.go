@@ -142,11 +142,41 @@ var defaultHTTP = &http.Client{Transport: func() http.RoundTripper {
 	return t
 }()}
 
+// httpClient returns c.HTTP (or the default) with a redirect policy that
+// drops the Authorization header when a redirect leaves the endpoint's host:
+// the hub sends LFS files to a CDN with signed URLs, which must not receive
+// the token (and some signed-URL stores reject a second credential).
 func (c *Client) httpClient() *http.Client {
-	if c.HTTP != nil {
-		return c.HTTP
+	base := c.HTTP
+	if base == nil {
+		base = defaultHTTP
 	}
-	return defaultHTTP
+	hc := *base
+	orig := base.CheckRedirect
+	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if orig != nil {
+			if err := orig(req, via); err != nil {
+				return err
+			}
+		} else if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		if req.URL.Host != via[0].URL.Host {
+			req.Header.Del("Authorization")
+		}
+		return nil
+	}
+	return &hc
+}
+
+// AliasOf returns the alias of a repository id, or "" when it has none.
+func AliasOf(repo string) string {
+	for a, r := range Aliases {
+		if r == repo {
+			return a
+		}
+	}
+	return ""
 }
 
 func (c *Client) warn(format string, args ...any) {

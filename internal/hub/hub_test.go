@@ -93,8 +93,17 @@ func TestPull(t *testing.T) {
 			t.Errorf("hub request sent Authorization %q", a)
 		}
 	}
-	// Go drops Authorization on a redirect only across hosts; the fake
-	// CDN shares the hub's host, so it is not checked here.
+	if len(h.cdnAuth) == 0 {
+		t.Error("no request reached the CDN")
+	}
+	for _, a := range h.cdnAuth {
+		if a != "" {
+			t.Errorf("the token leaked to the CDN: Authorization %q", a)
+		}
+	}
+	if AliasOf(testRepo) != "ViT-B-32" || AliasOf("acme/x") != "" {
+		t.Error("AliasOf is wrong")
+	}
 
 	// Resolve and List see the pull.
 	for _, name := range []string{testRepo, "ViT-B-32", dir} {
