@@ -318,6 +318,17 @@ func gatherRows(dst, src []float32, off, ld, klen, width, stride int, alpha floa
 func interleave(dst, src []float32, off, ld, nrows, stride, klen int, alpha float32) {
 	dst = dst[:klen*stride]
 	r := 0
+	if alpha == 1 {
+		for ; r+8 <= nrows; r += 8 {
+			done := interleave8(dst[r:], src, off+r*ld, ld, stride, klen)
+			for p := done; p < klen; p++ {
+				d := dst[p*stride+r:][:8]
+				for i := range d {
+					d[i] = src[off+(r+i)*ld+p]
+				}
+			}
+		}
+	}
 	for ; r+4 <= nrows; r += 4 {
 		s0 := src[off+r*ld : off+r*ld+klen]
 		s1 := src[off+(r+1)*ld:][:len(s0)]

@@ -61,6 +61,23 @@ func lnApply(y, x, g, b []float32, mean, rstd float32) {
 }
 
 //go:noescape
+func transpose8AVX2(dst *float32, stride int, src *float32, ld int, blocks int)
+
+// interleave8 handles 8 rows of interleave by 8×8 transposes where it can;
+// it returns how many leading p columns it did.
+func interleave8(dst, src []float32, off, ld, stride, klen int) int {
+	blocks := klen / 8
+	if !useAVX2() || blocks == 0 || stride < 8 {
+		return 0
+	}
+	// Bounds: the last element read and written.
+	_ = src[off+7*ld+8*blocks-1]
+	_ = dst[(8*blocks-1)*stride+7]
+	transpose8AVX2(&dst[0], stride, &src[off], ld, blocks)
+	return 8 * blocks
+}
+
+//go:noescape
 func maxAVX2(x *float32, n int) float32
 
 //go:noescape
