@@ -317,7 +317,7 @@ func (c *Client) Pull(ctx context.Context, name, revision string) (string, error
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("hub: creating cache directory: %w", err)
 	}
-	unlock, err := lockDir(ctx, dir)
+	unlock, err := lockDir(ctx, dir, func(msg string) { c.warn("%s", msg) })
 	if err != nil {
 		return "", err
 	}

@@ -11,8 +11,11 @@ const lockName = ".goclip-pull.lock"
 
 // lockDir takes the exclusive pull lock of the model directory dir, waiting
 // (until ctx ends) while another Pull, in this process or another, holds it.
-func lockDir(ctx context.Context, dir string) (unlock func(), err error) {
+// After a while it reports the wait once through notify.
+func lockDir(ctx context.Context, dir string, notify func(string)) (unlock func(), err error) {
 	path := filepath.Join(dir, lockName)
+	start := time.Now()
+	told := false
 	for {
 		unlock, ok, err := tryLock(path)
 		if err != nil {
@@ -20,6 +23,10 @@ func lockDir(ctx context.Context, dir string) (unlock func(), err error) {
 		}
 		if ok {
 			return unlock, nil
+		}
+		if !told && time.Since(start) > 2*time.Second {
+			told = true
+			notify("hub: waiting for another pull of the same model to finish (it holds " + path + ")")
 		}
 		t := time.NewTimer(50 * time.Millisecond)
 		select {
