@@ -140,3 +140,136 @@ func (r *Result) Marshal() ([]byte, error) {
 	}
 	return json.MarshalIndent(r, "", "  ")
 }
+
+// TextEncoder encodes texts (clip.Model.EncodeTexts).
+type TextEncoder func(ctx context.Context, texts []string) ([][]float32, error)
+
+// EncodeTexts encodes texts chunk by chunk (default 256 per call), calling
+// progress after each.
+func EncodeTexts(ctx context.Context, enc TextEncoder, texts []string, chunk int, progress func(done, total int)) ([][]float32, error) {
+	if chunk <= 0 {
+		chunk = 256
+	}
+	out := make([][]float32, 0, len(texts))
+	for lo := 0; lo < len(texts); lo += chunk {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		hi := min(lo+chunk, len(texts))
+		e, err := enc(ctx, texts[lo:hi])
+		if err != nil {
+			return nil, err
+		}
+		if len(e) != hi-lo {
+			return nil, fmt.Errorf("evaluate: text encoder returned %d embeddings for %d texts", len(e), hi-lo)
+		}
+		out = append(out, e...)
+		if progress != nil {
+			progress(hi, len(texts))
+		}
+	}
+	return out, nil
+}
+
+// RetrievalReport is the outcome of a retrieval run.
+type RetrievalReport struct {
+	Metrics  RetrievalMetrics
+	Skipped  []Skipped // unreadable images (their captions are dropped too)
+	Captions int       // captions scored
+	Images   Throughput
+	Texts    Throughput
+}
+
+// RunRetrieval embeds the images and captions of c and scores retrieval at
+// each k. Unreadable images are skipped with their captions.
+func RunRetrieval(ctx context.Context, c *Captions, embed ImageEmbedder, enc TextEncoder, ks []int, imgProgress, txtProgress func(done, total int)) (*RetrievalReport, error) {
+	start := time.Now()
+	emb, skipped, err := EmbedFiles(ctx, embed, c.Images, 0, imgProgress)
+	if err != nil {
+		return nil, err
+	}
+	rep := &RetrievalReport{Skipped: skipped, Images: throughput(len(emb)-len(skipped), time.Since(start))}
+	newIdx := make([]int, len(emb))
+	var imgs [][]float32
+	for i, e := range emb {
+		newIdx[i] = -1
+		if e != nil {
+			newIdx[i] = len(imgs)
+			imgs = append(imgs, e)
+		}
+	}
+	var texts []string
+	var owner []int
+	for j, t := range c.Texts {
+		if k := newIdx[c.TextImage[j]]; k >= 0 {
+			texts = append(texts, t)
+			owner = append(owner, k)
+		}
+	}
+	if len(imgs) == 0 || len(texts) == 0 {
+		return nil, fmt.Errorf("evaluate: no readable captioned images (%d skipped)", len(skipped))
+	}
+	start = time.Now()
+	temb, err := EncodeTexts(ctx, enc, texts, 0, txtProgress)
+	if err != nil {
+		return nil, err
+	}
+	rep.Texts = throughput(len(texts), time.Since(start))
+	rep.Captions = len(texts)
+	rep.Metrics, err = Retrieval(imgs, temb, owner, ks)
+	return rep, err
+}
+
+// ProbeReport is the outcome of a linear-probe run.
+type ProbeReport struct {
+	*ProbeResult
+	Skipped []Skipped
+	Train   int // training images used
+	Test    int // test images scored
+	Images  Throughput
+}
+
+// RunLinearProbe embeds the training and test sets and fits and scores a
+// linear probe (see LinearProbe). Test classes are matched to training
+// classes by name; a test class the training set lacks is an error.
+// Unreadable images are skipped and reported.
+func RunLinearProbe(ctx context.Context, train, test *Dataset, embed ImageEmbedder, o ProbeOptions, imgProgress func(done, total int)) (*ProbeReport, error) {
+	idx := map[string]int{}
+	for i, c := range train.Classes {
+		idx[c] = i
+	}
+	testMap := make([]int, len(test.Classes))
+	for i, c := range test.Classes {
+		j, ok := idx[c]
+		if !ok {
+			return nil, fmt.Errorf("evaluate: test class %q is not a class of the training set %s", c, train.Name)
+		}
+		testMap[i] = j
+	}
+	paths := append(train.Paths(), test.Paths()...)
+	start := time.Now()
+	emb, skipped, err := EmbedFiles(ctx, embed, paths, 0, imgProgress)
+	if err != nil {
+		return nil, err
+	}
+	rep := &ProbeReport{Skipped: skipped, Images: throughput(len(emb)-len(skipped), time.Since(start))}
+	var trX, teX [][]float32
+	var trY, teY []int
+	for i, e := range emb {
+		if e == nil {
+			continue
+		}
+		if i < len(train.Samples) {
+			trX, trY = append(trX, e), append(trY, train.Samples[i].Label)
+		} else {
+			s := test.Samples[i-len(train.Samples)]
+			teX, teY = append(teX, e), append(teY, testMap[s.Label])
+		}
+	}
+	rep.Train, rep.Test = len(trX), len(teX)
+	rep.ProbeResult, err = LinearProbe(ctx, trX, trY, teX, teY, train.Classes, o)
+	if err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
