@@ -42,6 +42,7 @@ type Linear struct {
 	W, B    []float32
 	In, Out int
 	packed  *kernels.PackedB
+	gW, gB  []float32 // gradients (see Model.Params)
 }
 
 // Pack (re)packs W for the fast path of Forward.
@@ -63,9 +64,10 @@ func (l *Linear) forward(y, x []float32, rows int, epi kernels.Epilogue) {
 
 // LayerNorm normalises each row of Dim values: (x-mean)/sqrt(var+eps)·G+B.
 type LayerNorm struct {
-	G, B []float32
-	Dim  int
-	Eps  float32
+	G, B   []float32
+	Dim    int
+	Eps    float32
+	gG, gB []float32 // gradients (see Model.Params)
 }
 
 // Forward normalises rows rows of x into y (y may alias x).

@@ -21,6 +21,13 @@ type Model struct {
 	LogitScale float32 // log-space parameter; the forward uses exp(LogitScale)
 
 	arenas sync.Pool
+
+	paramsOnce  sync.Once
+	params      []*Param
+	gLogitScale []float32
+	// train holds the activations of the training passes (one arena per
+	// tower), reused from step to step.
+	trainImg, trainTxt Arena
 }
 
 // New builds a Model from a reference-named state dict, checking every

@@ -18,6 +18,8 @@ type VisionTransformer struct {
 	Transformer    Transformer
 	Proj           []float32 // [width, embed]
 	EmbedDim       int
+
+	gClass, gPos, gProj []float32 // gradients (see Model.Params)
 }
 
 // Forward maps pixels [batch, 3, S, S] to features [batch, embed] in out.
@@ -27,22 +29,7 @@ func (v *VisionTransformer) Forward(ar *Arena, out, pixels []float32, batch int,
 	np := g * g
 	pd := 3 * p * p
 	patches := ar.Get(batch * np * pd)
-	kernels.Parallel(batch*np, func(lo, hi int) {
-		for t := lo; t < hi; t++ {
-			b, gi := t/np, t%np
-			gy, gx := gi/g, gi%g
-			dst := patches[t*pd : t*pd+pd]
-			k := 0
-			for c := range 3 {
-				plane := pixels[(b*3+c)*s*s:]
-				for ky := range p {
-					row := plane[(gy*p+ky)*s+gx*p:]
-					copy(dst[k:k+p], row[:p])
-					k += p
-				}
-			}
-		}
-	})
+	v.patchify(patches, pixels, batch, false)
 	emb := ar.Get(batch * np * w)
 	v.Patch.Forward(emb, patches, batch*np)
 	if trace != nil {
@@ -91,6 +78,37 @@ func (v *VisionTransformer) Forward(ar *Arena, out, pixels []float32, batch int,
 	kernels.MatMul(out[:batch*v.EmbedDim], pooled, v.Proj, batch, v.EmbedDim, w)
 }
 
+// patchify copies the non-overlapping p×p patches of pixels [batch, 3, S, S]
+// into rows of patches [batch·grid², 3·p·p] (conv1's weight layout), or,
+// with back set, writes the rows back into their pixels (the adjoint: the
+// patches tile the image exactly once).
+func (v *VisionTransformer) patchify(patches, pixels []float32, batch int, back bool) {
+	p, s := v.PatchSize, v.ImageSize
+	g := s / p
+	np := g * g
+	pd := 3 * p * p
+	kernels.Parallel(batch*np, func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			b, gi := t/np, t%np
+			gy, gx := gi/g, gi%g
+			pt := patches[t*pd : t*pd+pd]
+			k := 0
+			for c := range 3 {
+				plane := pixels[(b*3+c)*s*s:]
+				for ky := range p {
+					row := plane[(gy*p+ky)*s+gx*p:]
+					if back {
+						copy(row[:p], pt[k:k+p])
+					} else {
+						copy(pt[k:k+p], row[:p])
+					}
+					k += p
+				}
+			}
+		}
+	})
+}
+
 // TextTransformer is CLIP's causal text tower, pooled at the end-of-text
 // token (the first position holding the highest token id).
 type TextTransformer struct {
@@ -102,6 +120,8 @@ type TextTransformer struct {
 	Width, Context int
 	Vocab          int
 	EmbedDim       int
+
+	gTok, gPos, gProj []float32 // gradients (see Model.Params)
 }
 
 // Forward maps tokens [batch, Context] to features [batch, embed] in out.
@@ -109,6 +129,30 @@ func (t *TextTransformer) Forward(ar *Arena, out []float32, tokens [][]int32, tr
 	batch, w, L := len(tokens), t.Width, t.Context
 	x := ar.Get(batch * L * w)
 	eot := make([]int, batch)
+	if err := t.embed(x, tokens, eot); err != nil {
+		return err
+	}
+	if trace != nil {
+		trace("text/embed", x, []int{batch, L, w})
+	}
+	t.Transformer.Forward(ar, x, batch, L, true, trace, "text/")
+	pooled := ar.Get(batch * w)
+	for b := range batch {
+		copy(pooled[b*w:(b+1)*w], x[(b*L+eot[b])*w:])
+	}
+	t.LNFinal.Forward(pooled, pooled, batch)
+	if trace != nil {
+		trace("text/pooled", pooled, []int{batch, w})
+	}
+	kernels.MatMul(out[:batch*t.EmbedDim], pooled, t.Proj, batch, t.EmbedDim, w)
+	return nil
+}
+
+// embed checks tokens [batch, Context], sets x to the token plus positional
+// embeddings and eot to each row's end-of-text position (the first highest
+// id, as torch.argmax).
+func (t *TextTransformer) embed(x []float32, tokens [][]int32, eot []int) error {
+	w, L := t.Width, t.Context
 	for b, row := range tokens {
 		if len(row) != L {
 			return fmt.Errorf("text %d has %d tokens, the model's context length is %d", b, len(row), L)
@@ -129,18 +173,5 @@ func (t *TextTransformer) Forward(ar *Arena, out []float32, tokens [][]int32, tr
 			}
 		}
 	}
-	if trace != nil {
-		trace("text/embed", x, []int{batch, L, w})
-	}
-	t.Transformer.Forward(ar, x, batch, L, true, trace, "text/")
-	pooled := ar.Get(batch * w)
-	for b := range batch {
-		copy(pooled[b*w:(b+1)*w], x[(b*L+eot[b])*w:])
-	}
-	t.LNFinal.Forward(pooled, pooled, batch)
-	if trace != nil {
-		trace("text/pooled", pooled, []int{batch, w})
-	}
-	kernels.MatMul(out[:batch*t.EmbedDim], pooled, t.Proj, batch, t.EmbedDim, w)
 	return nil
 }
