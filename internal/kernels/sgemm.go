@@ -144,11 +144,19 @@ func (g *gemm) grid(w int) (pm, pn int) {
 	return pm, pn
 }
 
-// bufPool recycles packing buffers.
-var bufPool sync.Pool
+// Packing buffers are recycled per role, so that a small buffer is not
+// handed out (and dropped) where a large one is needed.
+const (
+	bufA = iota // packed A block, mc×kc
+	bufB        // packed B panel, kc×nc
+	bufT        // one edge tile, mr×nr
+	numBufs
+)
 
-func getBuf(n int) *[]float32 {
-	if p, ok := bufPool.Get().(*[]float32); ok && cap(*p) >= n {
+var bufPools [numBufs]sync.Pool
+
+func getBuf(role, n int) *[]float32 {
+	if p, ok := bufPools[role].Get().(*[]float32); ok && cap(*p) >= n {
 		*p = (*p)[:n]
 		return p
 	}
@@ -156,7 +164,7 @@ func getBuf(n int) *[]float32 {
 	return &s
 }
 
-func putBuf(p *[]float32) { bufPool.Put(p) }
+func putBuf(role int, p *[]float32) { bufPools[role].Put(p) }
 
 // tile computes C[m0:m1, n0:n1] on the calling goroutine.
 func (g *gemm) tile(m0, m1, n0, n1 int) {
@@ -169,15 +177,15 @@ func (g *gemm) tile(m0, m1, n0, n1 int) {
 	if g.packed == nil {
 		nc = min(nc, 4096)
 	}
-	abuf := getBuf(mc * kc)
-	defer putBuf(abuf)
-	tbuf := getBuf(mr * nr)
-	defer putBuf(tbuf)
+	abuf := getBuf(bufA, mc*kc)
+	defer putBuf(bufA, abuf)
+	tbuf := getBuf(bufT, mr*nr)
+	defer putBuf(bufT, tbuf)
 	var bbuf *[]float32
 	if g.packed == nil {
 		ncPad := (nc + nr - 1) / nr * nr
-		bbuf = getBuf(ncPad * kc)
-		defer putBuf(bbuf)
+		bbuf = getBuf(bufB, ncPad*kc)
+		defer putBuf(bufB, bbuf)
 	}
 	if g.beta != 0 && g.beta != 1 {
 		scaleC(g.c, m0, m1, n0, n1, g.ldc, g.beta)
