@@ -23,7 +23,7 @@ import (
 )
 
 // ModelID returns the id under which m's image embeddings are stored:
-// "<name>-<16 hex digits>", the digits being a SHA-256 over the content of
+// "<name>-<16 hex digits>" (name: the checkpoint's folder and file stem), the digits being a SHA-256 over the content of
 // the checkpoint (every weight and JSON file of a model directory), the
 // architecture and the image preprocessing. Two loads of the same weights
 // with the same options get the same id; anything that changes image
@@ -67,9 +67,11 @@ func ModelID(st *store.Store, m *clip.Model) (string, error) {
 	po, _ := json.Marshal(pre)
 	d.Write(cfg)
 	d.Write(po)
-	name := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
-	if fi.IsDir() || name == "" {
-		name = filepath.Base(filepath.Clean(path))
+	// The name is for people: the folder and the file stem
+	// ("vit-b-32_open_clip_model"); only the digits identify the model.
+	name := filepath.Base(filepath.Clean(path))
+	if !fi.IsDir() {
+		name = filepath.Base(filepath.Dir(path)) + "_" + strings.TrimSuffix(name, filepath.Ext(name))
 	}
 	name = strings.Map(func(r rune) rune {
 		if r == '/' || r == '\\' || r < ' ' {
