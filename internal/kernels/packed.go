@@ -76,7 +76,7 @@ func (e Epilogue) String() string {
 
 // LinearPacked computes y[m,n] = epi(x[m,k]·wᵀ + bias) for a weight packed
 // by PackLinear, with bias[n] optional (nil). See Epilogue for the fused
-// operations. It panics if a slice is too short.
+// operations. y must not overlap x. It panics if a slice is too short.
 func LinearPacked(y, x []float32, w *PackedB, bias []float32, m int, epi Epilogue) {
 	n, k := w.n, w.k
 	if m <= 0 {
