@@ -21,7 +21,12 @@ func ClipLoss(img, txt []float32, n, dim int, logitScale float32) (loss float32,
 	if n <= 0 || dim <= 0 || len(img) != n*dim || len(txt) != n*dim {
 		panic(fmt.Sprintf("train.ClipLoss: %d image and %d text values for %d×%d", len(img), len(txt), n, dim))
 	}
-	s := float64(logitScale)
+	l, dImg, dTxt, ds := clipLoss(img, txt, n, dim, float64(logitScale))
+	return float32(l), dImg, dTxt, float32(ds)
+}
+
+// clipLoss is ClipLoss with the loss and scale in float64.
+func clipLoss(img, txt []float32, n, dim int, s float64) (loss float64, dImg, dTxt []float32, ds float64) {
 	a, na := normalize(img, n, dim)
 	t, nt := normalize(txt, n, dim)
 	sa, st := scaled(a, s), scaled(t, s)
@@ -53,10 +58,9 @@ func ClipLoss(img, txt []float32, n, dim int, logitScale float32) (loss float32,
 		}
 		return tot / float64(n)
 	}
-	loss = float32((ce(li) + ce(lt)) / 2) // li, lt now hold the logit gradients
+	loss = (ce(li) + ce(lt)) / 2 // li, lt now hold the logit gradients
 	da := make([]float64, n*dim)
 	dt := make([]float64, n*dim)
-	var ds float64
 	for i := range n {
 		for j := range n {
 			gi, gt := li[i*n+j], lt[i*n+j]
@@ -76,7 +80,7 @@ func ClipLoss(img, txt []float32, n, dim int, logitScale float32) (loss float32,
 			ds += gi*dotI + gt*dotT
 		}
 	}
-	return loss, normalizeBackward(da, a, na, n, dim), normalizeBackward(dt, t, nt, n, dim), float32(ds)
+	return loss, normalizeBackward(da, a, na, n, dim), normalizeBackward(dt, t, nt, n, dim), ds
 }
 
 // normalize returns the rows of x divided by max(‖row‖, 1e-12)

@@ -2,7 +2,9 @@ package train
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -248,4 +250,64 @@ func sameShape(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+func TestClipLossFD(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 1))
+	for _, tc := range []struct {
+		n, dim int
+		scale  float64
+	}{{1, 3, 1}, {2, 5, 14.3}, {5, 8, 100}} {
+		t.Run(fmt.Sprintf("n=%d,dim=%d,s=%g", tc.n, tc.dim, tc.scale), func(t *testing.T) {
+			img := make([]float32, tc.n*tc.dim)
+			txt := make([]float32, tc.n*tc.dim)
+			for i := range img {
+				img[i] = float32(r.NormFloat64())
+				txt[i] = float32(r.NormFloat64())
+			}
+			loss, dImg, dTxt, ds := clipLoss(img, txt, tc.n, tc.dim, tc.scale)
+			if l32, _, _, ds32 := ClipLoss(img, txt, tc.n, tc.dim, float32(tc.scale)); math.Abs(float64(l32)-loss) > 1e-6*loss || math.Abs(float64(ds32)-ds) > 1e-6*math.Abs(ds)+1e-9 {
+				t.Errorf("ClipLoss %v %v, clipLoss %v %v", l32, ds32, loss, ds)
+			}
+			check := func(name string, x []float32, g []float32) {
+				for i := range x {
+					old := x[i]
+					x[i] = old + 1e-3
+					hi := float64(x[i])
+					lp, _, _, _ := clipLoss(img, txt, tc.n, tc.dim, tc.scale)
+					x[i] = old - 1e-3
+					lo := float64(x[i])
+					lm, _, _, _ := clipLoss(img, txt, tc.n, tc.dim, tc.scale)
+					x[i] = old
+					num := (lp - lm) / (hi - lo)
+					if d := math.Abs(num - float64(g[i])); d > 1e-4*math.Max(1, math.Abs(num)) {
+						t.Errorf("d loss/d %s[%d] = %.7g, numeric %.7g", name, i, g[i], num)
+					}
+				}
+			}
+			check("img", img, dImg)
+			check("txt", txt, dTxt)
+			const h = 1e-6
+			lp, _, _, _ := clipLoss(img, txt, tc.n, tc.dim, tc.scale+h)
+			lm, _, _, _ := clipLoss(img, txt, tc.n, tc.dim, tc.scale-h)
+			if num := (lp - lm) / (2 * h); math.Abs(num-ds) > 1e-6*math.Max(1, math.Abs(num)) {
+				t.Errorf("d loss/d scale = %.9g, numeric %.9g", ds, num)
+			}
+		})
+	}
+}
+
+func TestClipLossPerfectMatch(t *testing.T) {
+	// Orthogonal pairs with a huge scale: the loss tends to 0.
+	img := []float32{1, 0, 0, 1}
+	loss, _, _, _ := ClipLoss(img, img, 2, 2, 100)
+	if loss > 1e-30 {
+		t.Errorf("loss %g for perfectly separated pairs", loss)
+	}
+	// Identical rows: the loss is log(n) whatever the scale.
+	same := []float32{1, 2, 1, 2, 1, 2}
+	loss, _, _, ds := ClipLoss(same, same, 3, 2, 7)
+	if math.Abs(float64(loss)-math.Log(3)) > 1e-6 || math.Abs(float64(ds)) > 1e-7 {
+		t.Errorf("loss %g (want log 3), dScale %g (want 0)", loss, ds)
+	}
 }
