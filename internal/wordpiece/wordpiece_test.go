@@ -289,3 +289,24 @@ func FuzzWordPiece(f *testing.F) {
 		}
 	})
 }
+
+func TestLoadHF(t *testing.T) {
+	dir, ref, _ := loadRef(t)
+	m := fixtures.ReadManifest(t, dir)
+	for _, mod := range m.Models {
+		hfDir := filepath.Join(dir, mod.Name, "hf")
+		tk, maxLen, err := LoadHF(hfDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if maxLen != ref.ContextLength {
+			t.Errorf("%s: model_max_length %d, want %d", hfDir, maxLen, ref.ContextLength)
+		}
+		if !tk.Opts.HF || !tk.Opts.Lowercase || !tk.Opts.StripAccents || tk.Opts.MaxInputCharsPerWord != 100 {
+			t.Errorf("%s: options %+v", hfDir, tk.Opts)
+		}
+	}
+	if _, _, err := LoadHF(t.TempDir()); err == nil {
+		t.Error("directory without vocab.txt accepted")
+	}
+}
