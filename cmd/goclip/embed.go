@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/goclip/goclip/clip"
+	"github.com/goclip/goclip/internal/hub"
 )
 
 func init() {
@@ -38,13 +39,17 @@ func (mf *modelFlags) register(fs interface {
 
 func (mf *modelFlags) load() (*clip.Model, error) {
 	if mf.model == "" {
-		return nil, usagef("no model: pass --model PATH or set GOCLIP_MODEL")
+		return nil, usagef("no model: pass --model PATH or NAME, or set GOCLIP_MODEL (`goclip pull ViT-B-32` fetches one)")
+	}
+	path, err := hub.NewClient().Resolve(mf.model)
+	if err != nil {
+		return nil, err
 	}
 	opts := []clip.Option{clip.WithBatchSize(mf.batch), clip.WithHFPreprocessing(mf.hf), clip.WithEXIFOrientation(mf.exif)}
 	if mf.tokenizer != "" {
 		opts = append(opts, clip.WithTokenizer(mf.tokenizer))
 	}
-	return clip.Load(mf.model, opts...)
+	return clip.Load(path, opts...)
 }
 
 func runEmbed(ctx context.Context, args []string, stdout, stderr io.Writer) error {

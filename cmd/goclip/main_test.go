@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/goclip/goclip/internal/fixtures"
+)
+
+func run(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), args, &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func TestEmbedJSONLines(t *testing.T) {
+	dir := fixtures.Dir(t)
+	model := filepath.Join(dir, "vit-tiny", "hf")
+	img := filepath.Join(dir, "images", "shapes_640x480.png")
+	long := strings.Repeat("many words ", 100)
+	out, stderr, code := run(t, "embed", "--model", model, "--text", "a cat", "--image", img, "--text", long)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "truncated") {
+		t.Errorf("no truncation warning on stderr: %q", stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	wantKinds := []string{"text", "image", "text"}
+	if len(lines) != 3 {
+		t.Fatalf("got %d lines, want 3", len(lines))
+	}
+	for i, l := range lines {
+		var rec struct {
+			Type      string    `json:"type"`
+			Input     string    `json:"input"`
+			Embedding []float64 `json:"embedding"`
+		}
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Type != wantKinds[i] || len(rec.Embedding) == 0 {
+			t.Errorf("line %d: type %q, %d values", i, rec.Type, len(rec.Embedding))
+		}
+		var n float64
+		for _, v := range rec.Embedding {
+			n += v * v
+		}
+		if math.Abs(n-1) > 1e-4 {
+			t.Errorf("line %d: norm² %.6f, want 1", i, n)
+		}
+	}
+}
+
+func TestTokenizeAndSimilarity(t *testing.T) {
+	dir := fixtures.Dir(t)
+	model := filepath.Join(dir, "vit-tiny", "hf")
+	out, stderr, code := run(t, "tokenize", "--model", model, "a photo of a cat.")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var ids []int
+	if err := json.Unmarshal([]byte(out), &ids); err != nil || len(ids) != 77 || ids[0] != 49406 {
+		t.Fatalf("tokenize output %q (%v)", out, err)
+	}
+	img := filepath.Join(dir, "images", "tiny_17x33.png")
+	out, stderr, code = run(t, "similarity", "--model", model, "--image", img, "--text", "cat", "--text", "dog", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var rec struct {
+		Probs []float64 `json:"probs"`
+	}
+	if err := json.Unmarshal([]byte(out), &rec); err != nil || len(rec.Probs) != 2 || math.Abs(rec.Probs[0]+rec.Probs[1]-1) > 1e-5 {
+		t.Fatalf("similarity output %q (%v)", out, err)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"nonsense"},
+		{"embed", "--model", "x"},
+		{"embed", "--bogus-flag"},
+		{"tokenize", "--model", "x"},
+	} {
+		if _, _, code := run(t, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+	if _, stderr, code := run(t, "embed", "--model", "/nonexistent/model.safetensors", "--text", "x"); code != 1 || !strings.Contains(stderr, "/nonexistent/model.safetensors") {
+		t.Errorf("missing model: exit %d, %q", code, stderr)
+	}
+}
