@@ -79,7 +79,9 @@ var benchShapes = []struct {
 // benchGemm times run and reports GFLOP/s against the wall clock and, with
 // one thread, also against the thread's CPU time (GFLOP/s-cpu: robust when
 // other processes share the cores), each with its share of the measured
-// one-core FMA peak.
+// one-core FMA peak. With several threads it reports GFLOP/cpu-s, the rate
+// per CPU-second of the whole process, which shows the cost of splitting
+// the work even on a busy machine.
 func benchGemm(b *testing.B, m, n, k int, run func()) {
 	b.Helper()
 	single := runtime.GOMAXPROCS(0) == 1
@@ -88,12 +90,17 @@ func benchGemm(b *testing.B, m, n, k int, run func()) {
 		defer runtime.UnlockOSThread()
 	}
 	run()
-	cpu0 := threadCPU()
+	cpu0, proc0 := threadCPU(), processCPU()
 	for b.Loop() {
 		run()
 	}
-	cpu := threadCPU() - cpu0
+	cpu, proc := threadCPU()-cpu0, processCPU()-proc0
 	flops := 2 * float64(m) * float64(n) * float64(k) * float64(b.N)
+	if !single && proc > 0 {
+		// Rate per CPU-second of all threads: equal to the one-thread
+		// GFLOP/s-cpu when splitting the work costs nothing extra.
+		b.ReportMetric(flops/proc.Seconds()/1e9, "GFLOP/cpu-s")
+	}
 	g := flops / b.Elapsed().Seconds() / 1e9
 	b.ReportMetric(g, "GFLOP/s")
 	p := fmaPeak(Kernel())
