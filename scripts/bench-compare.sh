@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs goclip and the baselines of ../shared/bench (PyTorch, ONNX Runtime) on
+# the same machine in one run and prints items/s and goclip's ratio to each.
+#
+#   scripts/bench-compare.sh [ARCH] [THREADS]      (default ViT-B-32, 2)
+#
+# Needs Debian's python3-torch (installed here if missing) and npm (for
+# onnxruntime-node, installed into a scratch folder). Timings on a shared
+# machine are noisy: compare ratios from the same run only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+arch=${1:-ViT-B-32}
+threads=${2:-2}
+bench=${GOCLIP_BENCH_DIR:-../shared/bench}
+work=${GOCLIP_BENCH_WORK:-${XDG_CACHE_HOME:-$HOME/.cache}/goclip/bench}
+mkdir -p "$work"
+
+if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch >/dev/null
+fi
+if [ ! -d "$work/node_modules/onnxruntime-node" ]; then
+  (cd "$work" && npm install --silent --ignore-scripts onnxruntime-node@1.30.0 >/dev/null)
+fi
+CGO_ENABLED=0 go build -o bin/goclip ./cmd/goclip
+
+torch() { OPENBLAS_CORETYPE=SkylakeX OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 "$bench/torch_clip_bench.py" "$@"; }
+for what in image text; do
+  [ -f "$work/$arch-$what.onnx" ] || torch --arch "$arch" --what "$what" --export-onnx "$work/$arch-$what.onnx" 2>/dev/null
+done
+
+ips() { sed -n 's/.*"items_per_s": *\([0-9.e+-]*\).*/\1/p' | head -1; }
+printf '%-6s %5s %10s %10s %10s %8s %8s\n' what batch goclip pytorch onnxrt vs-torch vs-ort
+for what in image text; do
+  for batch in 1 32; do
+    g=$(bin/goclip bench --arch "$arch" --what "$what" --batch "$batch" --threads "$threads" --time 10s --json | ips)
+    p=$(torch --arch "$arch" --what "$what" --batch "$batch" --threads "$threads" | ips)
+    o=$(NODE_PATH="$work/node_modules" node "$bench/ort_clip_bench.js" "$work/$arch-$what.onnx" "$what" "$batch" "$threads" | ips)
+    printf '%-6s %5d %10.2f %10.2f %10.2f %7.2fx %7.2fx\n' "$what" "$batch" "$g" "$p" "$o" \
+      "$(echo "$g / $p" | bc -l)" "$(echo "$g / $o" | bc -l)"
+  done
+done
+echo "($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $threads threads, $(date -u +%Y-%m-%d))"
