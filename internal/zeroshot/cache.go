@@ -29,9 +29,10 @@ func DefaultCacheDir() (string, error) {
 }
 
 // ModelKey identifies a model by its files: the absolute path, size and
-// modification time of path (a file) or of every regular file directly in
-// it (a directory), plus extra strings (e.g. the tokenizer path). It
-// changes when a file is replaced; it does not hash the weights.
+// modification time of path (a file, with the .json, .txt and .gz files
+// beside it: configuration and tokenizer) or of every regular file
+// directly in it (a directory), plus extra strings (e.g. the tokenizer
+// path). It changes when a file is replaced; it does not hash the weights.
 func ModelKey(path string, extra ...string) (string, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -68,8 +69,21 @@ func ModelKey(path string, extra ...string) (string, error) {
 				return "", fmt.Errorf("zeroshot: %w", err)
 			}
 		}
-	} else if err := add(abs); err != nil {
-		return "", fmt.Errorf("zeroshot: %w", err)
+	} else {
+		if err := add(abs); err != nil {
+			return "", fmt.Errorf("zeroshot: %w", err)
+		}
+		// The configuration and tokenizer files beside a weights file
+		// change what it computes too.
+		ents, _ := os.ReadDir(filepath.Dir(abs))
+		for _, e := range ents {
+			switch filepath.Ext(e.Name()) {
+			case ".json", ".txt", ".gz":
+				if e.Type().IsRegular() {
+					add(filepath.Join(filepath.Dir(abs), e.Name()))
+				}
+			}
+		}
 	}
 	for _, e := range extra {
 		fmt.Fprintf(h, "extra\x00%s\x00", e)

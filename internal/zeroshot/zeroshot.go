@@ -52,7 +52,7 @@ type Options struct {
 	// Scale is exp(logit_scale), the factor of the logits (the model's
 	// clip.Model.LogitScale()). Zero means 100.
 	Scale float32
-	// Chunk is how many prompts go to one Encoder call (default 256). All
+	// Chunk is how many prompts go to one Encoder call (default 64). All
 	// label×template prompts are flattened and encoded in order, chunk by
 	// chunk, whatever the number of labels.
 	Chunk int
@@ -83,7 +83,7 @@ func Build(ctx context.Context, enc Encoder, labels, templates []string, o Optio
 		o.Scale = 100
 	}
 	if o.Chunk <= 0 {
-		o.Chunk = 256
+		o.Chunk = 64
 	}
 	c := &Classifier{Labels: labels, Templates: templates, Scale: o.Scale}
 	useCache := o.CacheDir != "" && o.ModelKey != ""

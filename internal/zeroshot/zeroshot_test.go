@@ -359,8 +359,13 @@ func TestModelKey(t *testing.T) {
 	ke, _ := ModelKey(p, "tokenizer-x")
 	os.WriteFile(p, []byte("abcd"), 0o644)
 	k2, _ := ModelKey(p)
-	if k1 == k2 || k1 == kd || k1 == ke {
-		t.Errorf("keys collide: %s %s %s %s", k1, k2, kd, ke)
+	os.WriteFile(filepath.Join(dir, "open_clip_config.json"), []byte("{}"), 0o644)
+	k3, _ := ModelKey(p)
+	if k1 == k2 || k1 == kd || k1 == ke || k2 == k3 {
+		t.Errorf("keys collide: %s %s %s %s %s", k1, k2, kd, ke, k3)
+	}
+	if again, _ := ModelKey(p); again != k3 {
+		t.Errorf("key not stable: %s then %s", k3, again)
 	}
 	if _, err := ModelKey(filepath.Join(dir, "missing")); err == nil {
 		t.Error("missing model: no error")
