@@ -311,9 +311,13 @@ func New(cfg Config, f *checkpoint.File) (*Model, error) {
 		return nil, fmt.Errorf("cnclip: %s: %w", f.Path, err)
 	}
 	if err := checkpoint.Validate(f, cfg.Shapes()); err != nil {
-		return nil, fmt.Errorf("cnclip: configuration (vision width %d, %d layers, patch %d, image %d; text hidden %d, %d layers, intermediate %d; embed %d): %w",
+		note := ""
+		if strings.HasPrefix(f.Format, "hf-") {
+			note = " (Hugging Face names are shown as cn_clip's: text_model.* as bert.*, vision_model.* as visual.*)"
+		}
+		return nil, fmt.Errorf("cnclip: configuration (vision width %d, %d layers, patch %d, image %d; text hidden %d, %d layers, intermediate %d; embed %d)%s: %w",
 			cfg.Vision.Width, cfg.Vision.Layers, cfg.Vision.PatchSize, cfg.Vision.ImageSize,
-			cfg.Text.Hidden, cfg.Text.Layers, cfg.Text.Intermediate, cfg.EmbedDim, err)
+			cfg.Text.Hidden, cfg.Text.Layers, cfg.Text.Intermediate, cfg.EmbedDim, note, err)
 	}
 	text, err := bert.New(cfg.Text, f, "bert.")
 	if err != nil {
