@@ -70,13 +70,20 @@ type Options struct {
 // directory (config.json with model.safetensors or pytorch_model.bin,
 // vocab.txt, tokenizer_config.json, preprocessor_config.json) or a cn_clip
 // checkpoint file (see Options for where its configuration and vocabulary
-// come from).
+// come from). A directory without config.json holding exactly one .pt file
+// loads that file.
 func Load(path string, o Options) (*Model, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("cnclip: %w", err)
 	}
 	if st.IsDir() {
+		if _, err := os.Stat(filepath.Join(path, "config.json")); err != nil {
+			if pts, _ := filepath.Glob(filepath.Join(path, "*.pt")); len(pts) == 1 {
+				return loadCN(pts[0], o)
+			}
+			return nil, fmt.Errorf("cnclip: %s: neither a Hugging Face directory (config.json) nor a directory with one cn_clip .pt checkpoint", path)
+		}
 		return loadHF(path, o)
 	}
 	return loadCN(path, o)

@@ -191,3 +191,17 @@ func TestTruncationReported(t *testing.T) {
 		t.Error("row longer than the positions accepted")
 	}
 }
+
+func TestLoadDirWithPT(t *testing.T) {
+	dir, man := readManifest(t)
+	m, err := Load(filepath.Join(dir, man.Models[0].Name), Options{Vocab: filepath.Join(dir, "tokenizer", "vocab.txt")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Format != "cn_clip" {
+		t.Errorf("format %q, want cn_clip", m.Format)
+	}
+	if _, err := Load(t.TempDir(), Options{}); err == nil {
+		t.Error("empty directory accepted")
+	}
+}

@@ -279,34 +279,52 @@ type segment struct {
 	special bool
 }
 
-// segments splits text around special token strings (HF only).
+// segments splits text around special token strings (HF only), leftmost
+// first (the earliest-listed token on ties).
 func (t *Tokenizer) segments(text string) []segment {
 	if !t.Opts.HF {
 		return []segment{{text: text}}
 	}
-	specials := []string{CLSToken, SEPToken, PADToken, UNKToken, MASKToken}
+	var specials []string
+	for _, s := range []string{CLSToken, SEPToken, PADToken, UNKToken, MASKToken} {
+		if _, ok := t.Vocab.ids[s]; ok {
+			specials = append(specials, s)
+		}
+	}
+	// next[i] is the absolute index of the next occurrence of specials[i]
+	// at or after pos (-1: none left).
+	next := make([]int, len(specials))
+	for i, s := range specials {
+		next[i] = strings.Index(text, s)
+	}
 	var out []segment
-	for len(text) > 0 {
-		at, which := -1, ""
-		for _, s := range specials {
-			if _, ok := t.Vocab.ids[s]; !ok {
-				continue
+	pos := 0
+	for {
+		at, which := -1, -1
+		for i, s := range specials {
+			if next[i] >= 0 && next[i] < pos {
+				if j := strings.Index(text[pos:], s); j >= 0 {
+					next[i] = pos + j
+				} else {
+					next[i] = -1
+				}
 			}
-			if i := strings.Index(text, s); i >= 0 && (at < 0 || i < at) {
-				at, which = i, s
+			if next[i] >= 0 && (at < 0 || next[i] < at) {
+				at, which = next[i], i
 			}
 		}
 		if at < 0 {
-			out = append(out, segment{text: text})
-			break
+			if pos < len(text) {
+				out = append(out, segment{text: text[pos:]})
+			}
+			return out
 		}
-		if at > 0 {
-			out = append(out, segment{text: text[:at]})
+		if at > pos {
+			out = append(out, segment{text: text[pos:at]})
 		}
-		out = append(out, segment{text: which, special: true})
-		text = text[at+len(which):]
+		out = append(out, segment{text: specials[which], special: true})
+		pos = at + len(specials[which])
 	}
-	return out
 }
 
 // Encode returns the ids of text's WordPiece tokens (no [CLS]/[SEP], not

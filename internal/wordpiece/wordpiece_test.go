@@ -211,6 +211,12 @@ func TestSynthetic(t *testing.T) {
 	if got := hf.Tokenize("a[CLS]ab"); !slices.Equal(got, []string{"a", CLSToken, "a", "##b"}) {
 		t.Errorf("HF Tokenize kept special tokens wrong: %q", got)
 	}
+	if got := hf.Tokenize("[CLS][SEP]a [MASK][MASK"); !slices.Equal(got, []string{CLSToken, SEPToken, "a", MASKToken, UNKToken, UNKToken}) {
+		t.Errorf("HF Tokenize of adjacent special tokens: %q", got)
+	}
+	if got := hf.Tokenize(strings.Repeat("[SEP]a", 20000)); len(got) != 40000 {
+		t.Errorf("HF Tokenize of 20000 [SEP]a: %d tokens", len(got))
+	}
 	long := strings.Repeat("a", 201)
 	if got := tk.Tokenize(long); !slices.Equal(got, []string{UNKToken}) {
 		t.Errorf("201-character word: %q, want [UNK]", got)
