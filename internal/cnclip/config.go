@@ -98,17 +98,27 @@ func (j *jsonInt) UnmarshalJSON(b []byte) error {
 // create_model builds it: vision heads = vision_width / vision_head_width
 // (default 64), MLP 4·width, BERT LayerNorm eps 1e-12, [PAD] id 0.
 func ReadCNConfigs(paths ...string) (Config, error) {
-	var c cnConfig
-	for _, p := range paths {
+	data := make([][]byte, len(paths))
+	for i, p := range paths {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			return Config{}, fmt.Errorf("cnclip: %w", err)
 		}
+		data[i] = b
+	}
+	return ParseCNConfigs(paths, data)
+}
+
+// ParseCNConfigs is ReadCNConfigs on file contents; names are used in
+// errors.
+func ParseCNConfigs(names []string, data [][]byte) (Config, error) {
+	var c cnConfig
+	for i, b := range data {
 		if err := json.Unmarshal(b, &c); err != nil {
-			return Config{}, fmt.Errorf("cnclip: %s: not a cn_clip model config: %v", p, err)
+			return Config{}, fmt.Errorf("cnclip: %s: not a cn_clip model config: %v", names[min(i, len(names)-1)], err)
 		}
 	}
-	name := strings.Join(paths, " + ")
+	name := strings.Join(names, " + ")
 	req := map[string]*int{
 		"embed_dim": c.EmbedDim, "image_resolution": c.ImageResolution, "vision_width": c.VisionWidth,
 		"vision_patch_size": c.VisionPatchSize, "vocab_size": c.VocabSize, "text_hidden_size": c.Hidden,
@@ -199,6 +209,12 @@ func ReadHFConfig(path string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("cnclip: %w", err)
 	}
+	return ParseHFConfig(path, b)
+}
+
+// ParseHFConfig is ReadHFConfig on the file's contents; path is used in
+// errors.
+func ParseHFConfig(path string, b []byte) (Config, error) {
 	var h hfConfig
 	if err := json.Unmarshal(b, &h); err != nil {
 		return Config{}, fmt.Errorf("cnclip: %s: not a Hugging Face config: %v", path, err)

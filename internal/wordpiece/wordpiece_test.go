@@ -316,3 +316,27 @@ func TestLoadHF(t *testing.T) {
 		t.Error("directory without vocab.txt accepted")
 	}
 }
+
+func FuzzParseVocab(f *testing.F) {
+	f.Add([]byte(tinyVocab))
+	f.Add([]byte("[PAD]\r\n[UNK]\r\n[CLS]\r\n[SEP]\r\n\u2028\n##\u2028\n"))
+	f.Add([]byte("[PAD]\n[PAD]\n[UNK]\n[CLS]\n[SEP]"))
+	f.Add([]byte("\xff"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := ParseVocab("fuzz", b)
+		if err != nil {
+			return
+		}
+		for _, id := range []int32{v.CLS, v.SEP, v.PAD, v.UNK} {
+			if id < 0 || int(id) >= v.Len() {
+				t.Fatalf("special id %d outside %d tokens", id, v.Len())
+			}
+		}
+		tk := New(v, CNCLIPOptions())
+		for _, id := range tk.Encode(string(b)) {
+			if id < 0 || int(id) >= v.Len() {
+				t.Fatalf("id %d outside %d tokens", id, v.Len())
+			}
+		}
+	})
+}
