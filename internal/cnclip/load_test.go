@@ -2,6 +2,7 @@ package cnclip
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -203,5 +204,44 @@ func TestLoadDirWithPT(t *testing.T) {
 	}
 	if _, err := Load(t.TempDir(), Options{}); err == nil {
 		t.Error("empty directory accepted")
+	}
+}
+
+func TestConcurrentEncode(t *testing.T) {
+	dir, man := readManifest(t)
+	m, err := Load(filepath.Join(dir, man.Models[0].Name, "hf"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, _, err := m.Tokenize([]string{"一只猫的照片", "a photo of a dog", ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	E := m.EmbedDim()
+	want := make([]float32, len(rows)*E)
+	if err := m.EncodeText(want, rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			got := make([]float32, len(rows)*E)
+			for range 5 {
+				if err := m.EncodeText(got, rows, nil); err != nil {
+					errs <- err
+					return
+				}
+				if maxAbs(got, want) != 0 {
+					errs <- fmt.Errorf("concurrent EncodeText differs by %g", maxAbs(got, want))
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
