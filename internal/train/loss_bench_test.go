@@ -50,7 +50,7 @@ func BenchmarkContrastiveStep(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "samples/s")
-		b.ReportMetric((cpuTime() - c0).Seconds()/float64(b.N), "cpu-s/op")
+		b.ReportMetric((cpuTime()-c0).Seconds()/float64(b.N), "cpu-s/op")
 	})
 	b.Run("train", func(b *testing.B) {
 		c0 := cpuTime()
@@ -60,6 +60,6 @@ func BenchmarkContrastiveStep(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "samples/s")
-		b.ReportMetric((cpuTime() - c0).Seconds()/float64(b.N), "cpu-s/op")
+		b.ReportMetric((cpuTime()-c0).Seconds()/float64(b.N), "cpu-s/op")
 	})
 }
