@@ -79,6 +79,9 @@ func testIndex(tb testing.TB) *memSearcher {
 	tb.Helper()
 	m, dir := testModel(tb)
 	paths := fixtureImages(tb, dir)
+	if raceEnabled {
+		paths = paths[:min(len(paths), 4)] // the instrumented model is slow
+	}
 	indexOnce.Do(func() {
 		emb, errs := m.EmbedImageFiles(context.Background(), paths)
 		s := &memSearcher{}
