@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"slices"
@@ -41,7 +42,12 @@ func TestKernelEnv(t *testing.T) {
 	for _, name := range Kernels() {
 		cmd := exec.Command(exe, "-test.run=^TestKernelEnv$", "-test.count=1")
 		cmd.Env = append(os.Environ(), "GOCLIP_KERNEL="+name, "GOCLIP_KERNEL_WANT="+name)
-		if out, err := cmd.CombinedOutput(); err != nil {
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Skipf("cannot re-run the test binary: %v", err) // e.g. under an emulator
+		}
+		if err != nil {
 			t.Errorf("GOCLIP_KERNEL=%s: %v\n%s", name, err, out)
 		}
 	}
