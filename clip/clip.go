@@ -13,6 +13,7 @@ package clip
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -20,9 +21,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 
 	"github.com/goclip/goclip/internal/checkpoint"
+	"github.com/goclip/goclip/internal/cnclip"
 	"github.com/goclip/goclip/internal/imageproc"
 	"github.com/goclip/goclip/internal/model"
 	"github.com/goclip/goclip/internal/tokenizer"
@@ -30,11 +33,25 @@ import (
 
 // Model is a loaded CLIP model with its tokenizer and preprocessing.
 type Model struct {
-	net   *model.Model
-	tok   *tokenizer.Tokenizer
-	pre   imageproc.Options
-	path  string
-	batch int
+	towers   towers
+	net      *model.Model // OpenAI-style CLIP; nil for Chinese-CLIP
+	cn       *cnclip.Model
+	tok      *tokenizer.Tokenizer
+	tokenize func(text string) ([]int32, bool)
+	pre      imageproc.Options
+	path     string
+	batch    int
+	embed    int
+	size     int
+	ctxLen   int
+	scale    float32 // log space
+	kind     string
+}
+
+// towers is what both model kinds (CLIP, Chinese-CLIP) provide.
+type towers interface {
+	EncodeImage(out, pixels []float32, batch int, trace model.Tracer)
+	EncodeText(out []float32, tokens [][]int32, trace model.Tracer) error
 }
 
 type options struct {
@@ -95,6 +112,12 @@ func Load(path string, opts ...Option) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("clip: %w", err)
 	}
+	if o.batch <= 0 {
+		o.batch = 32
+	}
+	if isChineseCLIP(path, st.IsDir()) {
+		return loadChinese(path, o)
+	}
 	dir := path
 	if !st.IsDir() {
 		dir = filepath.Dir(path)
@@ -128,13 +151,71 @@ func Load(path string, opts ...Option) (*Model, error) {
 	if o.hfOrder != nil {
 		pre.HFOrder = *o.hfOrder
 	}
+	o.applyTo(&pre)
+	m := &Model{towers: net, net: net, tok: tok, pre: pre, path: path, batch: o.batch,
+		embed: cfg.EmbedDim, size: cfg.Vision.ImageSize, ctxLen: cfg.Text.ContextLength, scale: net.LogitScale, kind: "clip"}
+	m.tokenize = func(text string) ([]int32, bool) { return tok.Tokenize(text, m.ctxLen) }
+	return m, nil
+}
+
+func (o *options) applyTo(pre *imageproc.Options) {
 	pre.ApplyEXIF = o.exif
 	pre.MaxPixels = o.maxPixels
 	pre.GoJPEG = o.goJPEG
-	if o.batch <= 0 {
-		o.batch = 32
+}
+
+// isChineseCLIP reports whether path holds a Chinese-CLIP model: a Hugging
+// Face directory whose config says chinese_clip, a directory with cn_clip
+// model configs, or a cn_clip checkpoint with a BERT text tower.
+func isChineseCLIP(path string, isDir bool) bool {
+	dir := path
+	if !isDir {
+		dir = filepath.Dir(path)
 	}
-	return &Model{net: net, tok: tok, pre: pre, path: path, batch: o.batch}, nil
+	if b, err := os.ReadFile(filepath.Join(dir, "config.json")); err == nil {
+		var c struct {
+			ModelType string `json:"model_type"`
+		}
+		if json.Unmarshal(b, &c) == nil && c.ModelType == "chinese_clip" {
+			return true
+		}
+	}
+	if exists(filepath.Join(dir, "cn_clip_model_configs")) {
+		return true
+	}
+	if isDir {
+		return false
+	}
+	f, err := checkpoint.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	for name := range f.Tensors {
+		if strings.HasPrefix(name, "bert.") {
+			return true
+		}
+	}
+	return false
+}
+
+func loadChinese(path string, o options) (*Model, error) {
+	cn, err := cnclip.Load(path, cnclip.Options{Vocab: o.tokenizer, HF: o.hfOrder != nil && *o.hfOrder})
+	if err != nil {
+		return nil, fmt.Errorf("clip: %w", err)
+	}
+	pre := cn.Preprocess
+	o.applyTo(&pre)
+	m := &Model{towers: cn, cn: cn, pre: pre, path: path, batch: o.batch,
+		embed: cn.EmbedDim(), size: cn.ImageSize(), ctxLen: cn.ContextLength(), scale: cn.LogitScale, kind: "chinese-clip"}
+	m.tokenize = func(text string) ([]int32, bool) {
+		rows, trunc, err := cn.Tokenize([]string{text})
+		if err != nil || len(rows) != 1 {
+			return make([]int32, m.ctxLen), false
+		}
+		return rows[0], trunc[0]
+	}
+	return m, nil
 }
 
 // readConfig finds the model configuration and preprocessing beside the
@@ -192,26 +273,38 @@ func exists(p string) bool {
 	return err == nil
 }
 
-// Config returns the model's architecture.
-func (m *Model) Config() model.Config { return m.net.Config }
+// Config returns the CLIP architecture (for Chinese-CLIP only the embedding
+// size, image size and context length are filled in).
+func (m *Model) Config() model.Config {
+	if m.net != nil {
+		return m.net.Config
+	}
+	return model.Config{EmbedDim: m.embed, Vision: model.VisionConfig{ImageSize: m.size}, Text: model.TextConfig{ContextLength: m.ctxLen}}
+}
+
+// Kind returns "clip" (OpenAI/open_clip architecture) or "chinese-clip"
+// (BERT text tower).
+func (m *Model) Kind() string { return m.kind }
 
 // EmbedDim returns the size of the shared embedding space.
-func (m *Model) EmbedDim() int { return m.net.Config.EmbedDim }
+func (m *Model) EmbedDim() int { return m.embed }
 
 // ImageSize returns the side in pixels of the image tower's input.
-func (m *Model) ImageSize() int { return m.net.Config.Vision.ImageSize }
+func (m *Model) ImageSize() int { return m.size }
 
-// ContextLength returns the text tower's token context (77 for CLIP).
-func (m *Model) ContextLength() int { return m.net.Config.Text.ContextLength }
+// ContextLength returns the text tower's token context (77 for CLIP, 52
+// for Chinese-CLIP).
+func (m *Model) ContextLength() int { return m.ctxLen }
 
 // LogitScale returns exp(logit_scale), the factor applied to cosine
 // similarities to form logits (100 for OpenAI's released models).
-func (m *Model) LogitScale() float32 { return float32(math.Exp(float64(m.net.LogitScale))) }
+func (m *Model) LogitScale() float32 { return float32(math.Exp(float64(m.scale))) }
 
 // Path returns where the model was loaded from.
 func (m *Model) Path() string { return m.path }
 
-// Network exposes the underlying network (for training and diagnostics).
+// Network exposes the underlying CLIP network (for training and
+// diagnostics); it is nil for Chinese-CLIP models.
 func (m *Model) Network() *model.Model { return m.net }
 
 // PreprocessOptions returns the image preprocessing the model uses.
@@ -220,11 +313,10 @@ func (m *Model) PreprocessOptions() imageproc.Options { return m.pre }
 // Tokenize returns the context-length token row of text (start token, BPE
 // ids, end token, zero padding) and whether the text had to be truncated
 // to fit, as clip.tokenize(text, truncate=True) does.
-func (m *Model) Tokenize(text string) ([]int32, bool) {
-	return m.tok.Tokenize(text, m.ContextLength())
-}
+func (m *Model) Tokenize(text string) ([]int32, bool) { return m.tokenize(text) }
 
-// Tokenizer returns the model's tokenizer.
+// Tokenizer returns the model's BPE tokenizer (nil for Chinese-CLIP, which
+// uses WordPiece).
 func (m *Model) Tokenizer() *tokenizer.Tokenizer { return m.tok }
 
 // TextEmbedding is one text's embedding with how it was tokenized.
@@ -276,7 +368,7 @@ func (m *Model) EncodeTokens(ctx context.Context, rows [][]int32) ([][]float32, 
 			return nil, err
 		}
 		hi := min(lo+m.batch, len(rows))
-		if err := m.net.EncodeText(flat[lo*ed:hi*ed], rows[lo:hi], nil); err != nil {
+		if err := m.towers.EncodeText(flat[lo*ed:hi*ed], rows[lo:hi], nil); err != nil {
 			return nil, fmt.Errorf("clip: %w", err)
 		}
 	}
@@ -354,7 +446,7 @@ func (m *Model) EncodePixels(ctx context.Context, pixels []float32, n int) ([][]
 			return nil, err
 		}
 		hi := min(lo+m.batch, n)
-		m.net.EncodeImage(flat[lo*ed:hi*ed], pixels[lo*3*s*s:hi*3*s*s], hi-lo, nil)
+		m.towers.EncodeImage(flat[lo*ed:hi*ed], pixels[lo*3*s*s:hi*3*s*s], hi-lo, nil)
 	}
 	return split(flat, ed), nil
 }
@@ -419,7 +511,7 @@ func (m *Model) encode(ctx context.Context, n int, prep func(i int, dst []float3
 			}
 		}
 		if k > 0 {
-			m.net.EncodeImage(flat[lo*ed:(lo+k)*ed], pix[:k*per], k, nil)
+			m.towers.EncodeImage(flat[lo*ed:(lo+k)*ed], pix[:k*per], k, nil)
 		}
 		for j, i := range idx {
 			out[i] = flat[(lo+j)*ed : (lo+j+1)*ed : (lo+j+1)*ed]

@@ -59,11 +59,12 @@ type Options struct {
 	// Vocab is the vocab.txt to use. When empty, Load uses vocab.txt in
 	// the checkpoint's directory (HF: the model directory).
 	Vocab string
-	// ReferencePreprocessing makes an HF directory use cn_clip's
-	// image_transform (RGB conversion after the resize) instead of the
-	// ChineseCLIPImageProcessor order. They differ only for images with
-	// alpha or a palette.
-	ReferencePreprocessing bool
+	// HF makes a Hugging Face directory follow transformers instead of the
+	// reference cn_clip code: BertTokenizer's rules (they differ on special
+	// token strings and very long words) and the ChineseCLIPImageProcessor
+	// order (RGB conversion before the resize, which differs for images with
+	// alpha or a palette). The default is the reference behaviour.
+	HF bool
 }
 
 // Load reads a Chinese-CLIP model: a Hugging Face ChineseCLIPModel
@@ -175,12 +176,23 @@ func loadHF(dir string, o Options) (*Model, error) {
 		if err != nil {
 			return nil, err
 		}
-		tk = wordpiece.New(v, wordpiece.Options{Lowercase: true, StripAccents: true, ChineseChars: true, MaxInputCharsPerWord: 100, HF: true})
+		opts := wordpiece.CNCLIPOptions()
+		if o.HF {
+			opts = wordpiece.Options{Lowercase: true, StripAccents: true, ChineseChars: true, MaxInputCharsPerWord: 100, HF: true}
+		}
+		tk = wordpiece.New(v, opts)
 	} else {
 		var maxLen int
 		tk, maxLen, err = wordpiece.LoadHF(dir)
 		if err != nil {
 			return nil, err
+		}
+		if !o.HF {
+			v, err := wordpiece.LoadVocab(filepath.Join(dir, "vocab.txt"))
+			if err != nil {
+				return nil, err
+			}
+			tk = wordpiece.New(v, wordpiece.CNCLIPOptions())
 		}
 		if maxLen > 0 && maxLen <= cfg.Text.MaxPositions {
 			cfg.ContextLength = maxLen
@@ -192,7 +204,7 @@ func loadHF(dir string, o Options) (*Model, error) {
 	}
 	m.Tokenizer = tk
 	m.Preprocess = ReferencePreprocess(cfg.Vision.ImageSize)
-	if !o.ReferencePreprocessing {
+	if o.HF {
 		pp := filepath.Join(dir, "preprocessor_config.json")
 		switch opts, err := imageproc.LoadHFConfig(pp); {
 		case err == nil:
