@@ -32,7 +32,7 @@ function render(results) {
     score.textContent = r.score.toFixed(4);
     const path = document.createElement("div");
     path.className = "path";
-    path.textContent = r.path;
+    path.textContent = "\u200e" + r.path + "\u200e"; // keep / and . in place under direction: rtl
     meta.append(score, path);
     card.append(img, meta);
     const similar = () => {
