@@ -200,3 +200,5 @@ func cropImage(img *imageproc.Image, c rect) *imageproc.Image {
 	}
 	return out
 }
+
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0)) }
