@@ -247,4 +247,3 @@ func btoi(b bool) int {
 	}
 	return 0
 }
-
