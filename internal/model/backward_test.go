@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -71,6 +72,62 @@ func checkFD(t *testing.T, vals, grads map[string][]float32, loss func(p params6
 		}
 		if scale == 0 && worst == 0 && len(g) > 0 {
 			t.Logf("%s: gradient identically zero", n)
+		}
+	}
+}
+
+// checkDirectional is a cheaper checkFD for expensive losses: per tensor it
+// compares the derivative along a random direction, Σ g·u, with a central
+// difference (bound: 1e-3·‖g‖·‖u‖), and probes one element.
+func checkDirectional(t *testing.T, vals, grads map[string][]float32, loss func(p params64) float64) {
+	t.Helper()
+	p := params64{}
+	for n, v := range vals {
+		p[n] = to64(v)
+	}
+	r := rand.New(rand.NewPCG(9, 9))
+	names := make([]string, 0, len(vals))
+	for n := range vals {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	const h = 1e-7 // BatchNorm and ReLU make the loss strongly curved: 1e-5 is too coarse
+	for _, n := range names {
+		g, x := grads[n], p[n]
+		u := make([]float64, len(x))
+		var an, gn, un float64
+		for i := range u {
+			u[i] = r.NormFloat64()
+			an += float64(g[i]) * u[i]
+			gn += float64(g[i]) * float64(g[i])
+			un += u[i] * u[i]
+		}
+		if i := r.IntN(len(u)); len(u) > 1 {
+			// Also one element on its own.
+			e := make([]float64, len(u))
+			e[i] = math.Sqrt(un)
+			u = append(u, e...)
+		}
+		for k := 0; k < len(u); k += len(x) {
+			dir := u[k : k+len(x)]
+			want := an
+			if k > 0 {
+				want = float64(g[slices.IndexFunc(dir, func(v float64) bool { return v != 0 })]) * math.Sqrt(un)
+			}
+			old := slices.Clone(x)
+			for i := range x {
+				x[i] = old[i] + h*dir[i]
+			}
+			lp := loss(p)
+			for i := range x {
+				x[i] = old[i] - h*dir[i]
+			}
+			lm := loss(p)
+			copy(x, old)
+			num := (lp - lm) / (2 * h)
+			if d := math.Abs(num - want); d > 1e-3*math.Sqrt(gn*un)+1e-6 {
+				t.Errorf("%s: directional derivative %.7g, numeric %.7g (‖g‖‖u‖ %.3g)", n, want, num, math.Sqrt(gn*un))
+			}
 		}
 	}
 }
@@ -352,5 +409,61 @@ func TestTrainingInputErrors(t *testing.T) {
 	}
 	if _, _, err := m.EncodeTextTrain(nil); err == nil {
 		t.Error("accepted no texts")
+	}
+}
+
+func TestResNetBackwardFD(t *testing.T) {
+	cfg := Config{EmbedDim: 6, QuickGELU: true, LayerNormEps: 1e-5,
+		// 64 pixels: the last stage is 2×2, so its batch-statistics BatchNorm
+		// is well conditioned (1×1 with batch 2 normalises two values).
+		Vision: VisionConfig{ImageSize: 64, Width: 4, Heads: 2, Layers4: [4]int{1, 2, 1, 1}},
+		Text:   TextConfig{ContextLength: 7, VocabSize: 20, Width: 8, Heads: 2, Layers: 1}}
+	m, err := Random(cfg, 31)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(12, 13))
+	randomizeNorms(m, r)
+	base := paramsOf(m)
+	batch := 2
+	s := cfg.Vision.ImageSize
+	pixels := randVec(r, batch*3*s*s, 1)
+	feat, back, err := m.EncodeImageTrain(pixels, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := resnet64(cfg, base, to64(pixels), batch)
+	for i := range want {
+		if math.Abs(float64(feat[i])-want[i]) > 1e-3*math.Max(1, math.Abs(want[i])) {
+			t.Fatalf("feature %d = %g, float64 reference %g", i, feat[i], want[i])
+		}
+	}
+	dfeat := randVec(r, len(feat), 1)
+	m.ZeroGrad()
+	dpix := slices.Clone(back(dfeat))
+	vals := map[string][]float32{"pixels": pixels}
+	grads := map[string][]float32{"pixels": dpix}
+	for _, p := range m.Params() {
+		if strings.HasPrefix(p.Name, "visual.") {
+			vals[p.Name], grads[p.Name] = p.Value, p.Grad
+		}
+	}
+	checkDirectional(t, vals, grads, func(p params64) float64 {
+		full := params64{}
+		for k, v := range base {
+			full[k] = v
+		}
+		for k, v := range p {
+			full[k] = v
+		}
+		return dot64(to64(dfeat), resnet64(cfg, full, p["pixels"], batch))
+	})
+	// The training pass moved the running statistics; AfterUpdate refolds
+	// them into the inference convolutions.
+	m.AfterUpdate()
+	out := make([]float32, batch*cfg.EmbedDim)
+	m.EncodeImage(out, pixels, batch, nil)
+	if len(m.StateDict()) != len(cfg.ExpectedShapes()) {
+		t.Errorf("ResNet StateDict has %d tensors, want %d", len(m.StateDict()), len(cfg.ExpectedShapes()))
 	}
 }

@@ -24,6 +24,7 @@ type Model struct {
 
 	paramsOnce  sync.Once
 	params      []*Param
+	buffers     []*Param // ResNet BatchNorm running statistics (no Grad)
 	gLogitScale []float32
 	// train holds the activations of the training passes (one arena per
 	// tower), reused from step to step.
@@ -193,23 +194,17 @@ func buildViT(l *loader, cfg Config) *VisionTransformer {
 }
 
 // convBN loads a bias-free convolution followed by BatchNorm (eps 1e-5,
-// eval mode) and folds the normalisation into the convolution.
+// eval mode) and folds the normalisation into the convolution, keeping the
+// unfolded weight and BatchNorm for training.
 func (l *loader) convBN(conv, bn string, in, out, k, stride, pad int) Conv2d {
 	w := l.get(conv + ".weight")
-	g, b := l.get(bn+".weight"), l.get(bn+".bias")
-	mean, variance := l.get(bn+".running_mean"), l.get(bn+".running_var")
+	norm := &BatchNorm{G: l.get(bn + ".weight"), B: l.get(bn + ".bias"), Mean: l.get(bn + ".running_mean"), Var: l.get(bn + ".running_var")}
 	c := Conv2d{W: w, B: make([]float32, out), In: in, Out: out, K: k, Stride: stride, Pad: pad}
 	if l.err != nil {
 		return c
 	}
-	per := in * k * k
-	for o := range out {
-		s := float64(g[o]) / math.Sqrt(float64(variance[o])+1e-5)
-		for i := range per {
-			w[o*per+i] = float32(float64(w[o*per+i]) * s)
-		}
-		c.B[o] = float32(float64(b[o]) - float64(mean[o])*s)
-	}
+	c.Raw, c.BN = append([]float32(nil), w...), norm
+	c.Refold()
 	return c
 }
 

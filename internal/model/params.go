@@ -34,8 +34,9 @@ func noDecay(name string, shape []int) bool {
 // passes fill (allocated, zeroed, on the first call). The same Params are
 // returned on every call.
 //
-// For a ModifiedResNet image tower only the text tower and logit scale are
-// trainable here: its convolutions hold BatchNorm folded in.
+// For a ModifiedResNet the convolution Params are the unfolded weights and
+// the BatchNorm gains and biases (the reference's parameters); the running
+// statistics are buffers, saved by StateDict but not trained by gradients.
 func (m *Model) Params() []*Param {
 	m.paramsOnce.Do(m.buildParams)
 	return m.params
@@ -58,14 +59,24 @@ func (m *Model) ZeroGrad() {
 	}
 }
 
-// AfterUpdate must be called after an optimiser changed parameter Values:
-// it repacks the Linear weights the forward multiplies by.
-func (m *Model) AfterUpdate() { m.Pack() }
+// AfterUpdate must be called after an optimiser changed parameter Values
+// (or a ResNet training pass changed the BatchNorm running statistics): it
+// refolds the ResNet's BatchNorms into its inference convolutions and
+// repacks the Linear weights the forward multiplies by.
+func (m *Model) AfterUpdate() {
+	if r, ok := m.Visual.(*ModifiedResNet); ok {
+		for _, c := range r.convs() {
+			c.Refold()
+		}
+	}
+	m.Pack()
+}
 
-// StateDict returns the parameters as F32 tensors in the reference naming
-// and shapes (open_clip's safetensors layout), copying the current values.
+// StateDict returns the parameters (and a ResNet's BatchNorm running
+// statistics) as F32 tensors in the reference naming and shapes (open_clip's
+// safetensors layout), copying the current values.
 func (m *Model) StateDict() []*checkpoint.Tensor {
-	ps := m.Params()
+	ps := append(m.Params(), m.buffers...)
 	out := make([]*checkpoint.Tensor, 0, len(ps))
 	for _, p := range ps {
 		out = append(out, &checkpoint.Tensor{Name: p.Name, DType: checkpoint.F32,
@@ -120,6 +131,39 @@ func (m *Model) buildParams() {
 		}
 	}
 	switch v := m.Visual.(type) {
+	case *ModifiedResNet:
+		conv := func(prefix, bn string, c *Conv2d) {
+			c.gRaw = grads(c.Raw)
+			add(prefix+".weight", c.Raw, c.gRaw)
+			c.BN.gG, c.BN.gB = grads(c.BN.G), grads(c.BN.B)
+			add(bn+".weight", c.BN.G, c.BN.gG)
+			add(bn+".bias", c.BN.B, c.BN.gB)
+			m.buffers = append(m.buffers,
+				&Param{Name: bn + ".running_mean", Shape: shapes[bn+".running_mean"], Value: c.BN.Mean},
+				&Param{Name: bn + ".running_var", Shape: shapes[bn+".running_var"], Value: c.BN.Var})
+		}
+		for i := range v.Stem {
+			conv(fmt.Sprintf("visual.conv%d", i+1), fmt.Sprintf("visual.bn%d", i+1), &v.Stem[i])
+		}
+		for li := range v.Layers {
+			for bi := range v.Layers[li] {
+				b := &v.Layers[li][bi]
+				p := fmt.Sprintf("visual.layer%d.%d.", li+1, bi)
+				conv(p+"conv1", p+"bn1", &b.Conv1)
+				conv(p+"conv2", p+"bn2", &b.Conv2)
+				conv(p+"conv3", p+"bn3", &b.Conv3)
+				if b.Down != nil {
+					conv(p+"downsample.0", p+"downsample.1", b.Down)
+				}
+			}
+		}
+		ap := &v.Pool
+		ap.gPos = grads(ap.Pos)
+		add("visual.attnpool.positional_embedding", ap.Pos, ap.gPos)
+		linear("visual.attnpool.q_proj", &ap.Q, ".weight", ".bias")
+		linear("visual.attnpool.k_proj", &ap.K, ".weight", ".bias")
+		linear("visual.attnpool.v_proj", &ap.V, ".weight", ".bias")
+		linear("visual.attnpool.c_proj", &ap.C, ".weight", ".bias")
 	case *VisionTransformer:
 		v.gClass, v.gPos, v.gProj = grads(v.ClassEmbedding), grads(v.PosEmbedding), grads(v.Proj)
 		add("visual.class_embedding", v.ClassEmbedding, v.gClass)

@@ -225,3 +225,180 @@ func dot64(a, b []float64) float64 {
 	}
 	return s
 }
+
+// conv64 is a bias-free convolution of x [batch, in, h, w].
+func conv64(x, wt []float64, batch, in, out, h, w, k, stride, pad int) ([]float64, int, int) {
+	oh, ow := (h+2*pad-k)/stride+1, (w+2*pad-k)/stride+1
+	y := make([]float64, batch*out*oh*ow)
+	for b := range batch {
+		for o := range out {
+			for oy := range oh {
+				for ox := range ow {
+					var s float64
+					for ci := range in {
+						for ky := range k {
+							iy := oy*stride - pad + ky
+							if iy < 0 || iy >= h {
+								continue
+							}
+							for kx := range k {
+								ix := ox*stride - pad + kx
+								if ix < 0 || ix >= w {
+									continue
+								}
+								s += wt[((o*in+ci)*k+ky)*k+kx] * x[((b*in+ci)*h+iy)*w+ix]
+							}
+						}
+					}
+					y[((b*out+o)*oh+oy)*ow+ox] = s
+				}
+			}
+		}
+	}
+	return y, oh, ow
+}
+
+// bnTrain64 is BatchNorm2d in train mode (batch statistics), then ReLU.
+func bnTrain64(x, g, b []float64, batch, ch, hw int, relu bool) []float64 {
+	y := make([]float64, len(x))
+	n := float64(batch * hw)
+	for c := range ch {
+		var mean, v float64
+		for bi := range batch {
+			for _, a := range x[(bi*ch+c)*hw : (bi*ch+c+1)*hw] {
+				mean += a
+			}
+		}
+		mean /= n
+		for bi := range batch {
+			for _, a := range x[(bi*ch+c)*hw : (bi*ch+c+1)*hw] {
+				v += (a - mean) * (a - mean)
+			}
+		}
+		v /= n
+		for bi := range batch {
+			for i := (bi*ch + c) * hw; i < (bi*ch+c+1)*hw; i++ {
+				y[i] = (x[i]-mean)/math.Sqrt(v+1e-5)*g[c] + b[c]
+				if relu && y[i] < 0 {
+					y[i] = 0
+				}
+			}
+		}
+	}
+	return y
+}
+
+func avgPool64(x []float64, planes, h, w, k int) []float64 {
+	oh, ow := h/k, w/k
+	y := make([]float64, planes*oh*ow)
+	for p := range planes {
+		for oy := range oh {
+			for ox := range ow {
+				var s float64
+				for dy := range k {
+					for dx := range k {
+						s += x[(p*h+oy*k+dy)*w+ox*k+dx]
+					}
+				}
+				y[(p*oh+oy)*ow+ox] = s / float64(k*k)
+			}
+		}
+	}
+	return y
+}
+
+// resnet64 is the ModifiedResNet with train-mode BatchNorm: features
+// [batch, embed].
+func resnet64(c Config, p params64, pixels []float64, batch int) []float64 {
+	v := c.Vision
+	cbr := func(x []float64, conv, bn string, in, out, h, k, stride, pad int, relu bool) ([]float64, int) {
+		y, oh, _ := conv64(x, p[conv+".weight"], batch, in, out, h, h, k, stride, pad)
+		return bnTrain64(y, p[bn+".weight"], p[bn+".bias"], batch, out, oh*oh, relu), oh
+	}
+	w := v.Width
+	h := v.ImageSize
+	x, h := cbr(pixels, "visual.conv1", "visual.bn1", 3, w/2, h, 3, 2, 1, true)
+	x, h = cbr(x, "visual.conv2", "visual.bn2", w/2, w/2, h, 3, 1, 1, true)
+	x, h = cbr(x, "visual.conv3", "visual.bn3", w/2, w, h, 3, 1, 1, true)
+	x = avgPool64(x, batch*w, h, h, 2)
+	h /= 2
+	in := w
+	for li, nb := range v.Layers4 {
+		planes := w << li
+		for bi := range nb {
+			pre := fmt.Sprintf("visual.layer%d.%d.", li+1, bi)
+			stride := 1
+			if li > 0 && bi == 0 {
+				stride = 2
+			}
+			a, _ := cbr(x, pre+"conv1", pre+"bn1", in, planes, h, 1, 1, 0, true)
+			a, _ = cbr(a, pre+"conv2", pre+"bn2", planes, planes, h, 3, 1, 1, true)
+			oh := h
+			if stride > 1 {
+				a = avgPool64(a, batch*planes, h, h, stride)
+				oh = h / stride
+			}
+			out, _ := cbr(a, pre+"conv3", pre+"bn3", planes, planes*4, oh, 1, 1, 0, false)
+			id := x
+			if stride > 1 || in != planes*4 {
+				src := x
+				if stride > 1 {
+					src = avgPool64(x, batch*in, h, h, stride)
+				}
+				id, _ = cbr(src, pre+"downsample.0", pre+"downsample.1", in, planes*4, oh, 1, 1, 0, false)
+			}
+			for i := range out {
+				out[i] = math.Max(out[i]+id[i], 0)
+			}
+			x, h, in = out, oh, planes*4
+		}
+	}
+	// Attention pool.
+	d, hw := in, h*h
+	seq := hw + 1
+	heads := v.Heads
+	tok := make([]float64, batch*seq*d)
+	pos := p["visual.attnpool.positional_embedding"]
+	for b := range batch {
+		for ch := range d {
+			var s float64
+			for i := range hw {
+				tok[(b*seq+i+1)*d+ch] = x[(b*d+ch)*hw+i] + pos[(i+1)*d+ch]
+				s += x[(b*d+ch)*hw+i]
+			}
+			tok[b*seq*d+ch] = s/float64(hw) + pos[ch]
+		}
+	}
+	first := make([]float64, batch*d)
+	for b := range batch {
+		copy(first[b*d:(b+1)*d], tok[b*seq*d:])
+	}
+	q := linear64(first, p["visual.attnpool.q_proj.weight"], p["visual.attnpool.q_proj.bias"], batch, d, d)
+	k := linear64(tok, p["visual.attnpool.k_proj.weight"], p["visual.attnpool.k_proj.bias"], batch*seq, d, d)
+	vv := linear64(tok, p["visual.attnpool.v_proj.weight"], p["visual.attnpool.v_proj.bias"], batch*seq, d, d)
+	hd := d / heads
+	ctx := make([]float64, batch*d)
+	for b := range batch {
+		for hh := range heads {
+			sc := make([]float64, seq)
+			var sum float64
+			for j := range seq {
+				sc[j] = dot64(q[b*d+hh*hd:b*d+hh*hd+hd], k[(b*seq+j)*d+hh*hd:(b*seq+j)*d+hh*hd+hd]) / math.Sqrt(float64(hd))
+			}
+			mx := math.Inf(-1)
+			for _, s := range sc {
+				mx = math.Max(mx, s)
+			}
+			for j := range sc {
+				sc[j] = math.Exp(sc[j] - mx)
+				sum += sc[j]
+			}
+			for j := range seq {
+				for cc := range hd {
+					ctx[b*d+hh*hd+cc] += sc[j] / sum * vv[(b*seq+j)*d+hh*hd+cc]
+				}
+			}
+		}
+	}
+	return linear64(ctx, p["visual.attnpool.c_proj.weight"], p["visual.attnpool.c_proj.bias"], batch, d, c.EmbedDim)
+}

@@ -11,6 +11,38 @@ import (
 type Conv2d struct {
 	W, B                    []float32
 	In, Out, K, Stride, Pad int
+	// Raw and BN are the unfolded convolution weight [Out, In·K·K] and its
+	// BatchNorm, kept for training (nil for a plain convolution). After
+	// they change, Refold recomputes W and B.
+	Raw  []float32
+	BN   *BatchNorm
+	gRaw []float32 // gradient of Raw (see Model.Params)
+}
+
+// BatchNorm is a BatchNorm2d (eps 1e-5, momentum 0.1): gain, bias and the
+// running statistics used in eval mode.
+type BatchNorm struct {
+	G, B, Mean, Var []float32
+	gG, gB          []float32 // gradients (see Model.Params)
+}
+
+// bnEps is BatchNorm2d's default epsilon.
+const bnEps = 1e-5
+
+// Refold recomputes the inference weights W and B from Raw and BN in eval
+// mode (running statistics).
+func (c *Conv2d) Refold() {
+	if c.Raw == nil || c.BN == nil {
+		return
+	}
+	per := c.In * c.K * c.K
+	for o := range c.Out {
+		s := float64(c.BN.G[o]) / math.Sqrt(float64(c.BN.Var[o])+bnEps)
+		for i := range per {
+			c.W[o*per+i] = float32(float64(c.Raw[o*per+i]) * s)
+		}
+		c.B[o] = float32(float64(c.BN.B[o]) - float64(c.BN.Mean[o])*s)
+	}
 }
 
 // outSize returns the spatial output size for input h.
@@ -146,6 +178,7 @@ type AttentionPool struct {
 	Pos        []float32 // [hw+1, dim]
 	Q, K, V, C Linear
 	Heads, Dim int
+	gPos       []float32 // gradient (see Model.Params)
 }
 
 // Forward pools x [batch, dim, hw] into out [batch, C.Out].

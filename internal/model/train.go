@@ -16,26 +16,38 @@ import (
 // The training passes of one Model must not run concurrently. feat, the
 // returned dPixels and the recorded activations live in buffers reused by
 // the next EncodeImageTrain: call back (at most once) before then, and copy
-// what must outlive it. The inference methods stay safe to use meanwhile.
+// what must outlive it. The image and the text passes use separate buffers
+// and parameters, so one of each may run at the same time.
+//
+// A ModifiedResNet tower trains with its BatchNorms in train mode (batch
+// statistics, running statistics updated with momentum 0.1 as PyTorch
+// does); the inference path keeps using the folded convolutions until
+// AfterUpdate refolds them.
 func (m *Model) EncodeImageTrain(pixels []float32, batch int) (feat []float32, back func(dFeat []float32) (dPixels []float32), err error) {
 	s := m.Config.Vision.ImageSize
 	if batch <= 0 || len(pixels) != batch*3*s*s {
 		return nil, nil, fmt.Errorf("model: %d pixel values for %d images of 3×%d×%d", len(pixels), batch, s, s)
 	}
-	v, ok := m.Visual.(*VisionTransformer)
-	if !ok {
-		return nil, nil, errors.New("model: training the ModifiedResNet image tower is not supported (its BatchNorm is folded into the convolutions)")
-	}
 	m.Params()
 	ar := &m.trainImg
 	ar.Reset()
 	feat = ar.Get(batch * m.Config.EmbedDim)
-	tp := v.forwardTrain(ar, feat, pixels, batch)
+	var bwd func(dFeat []float32) []float32
+	switch v := m.Visual.(type) {
+	case *VisionTransformer:
+		tp := v.forwardTrain(ar, feat, pixels, batch)
+		bwd = func(d []float32) []float32 { return v.backward(ar, tp, d) }
+	case *ModifiedResNet:
+		tp := v.forwardTrain(ar, feat, pixels, batch)
+		bwd = func(d []float32) []float32 { return v.backward(ar, tp, d) }
+	default:
+		return nil, nil, fmt.Errorf("model: cannot train an image tower of type %T", m.Visual)
+	}
 	return feat, func(dFeat []float32) []float32 {
 		if len(dFeat) != len(feat) {
 			panic(fmt.Sprintf("model: image feature gradient has %d values, want %d", len(dFeat), len(feat)))
 		}
-		return v.backward(ar, tp, dFeat)
+		return bwd(dFeat)
 	}, nil
 }
 
