@@ -161,10 +161,23 @@ type Transformer struct {
 // Forward runs every block on x in place; trace (if non-nil) receives the
 // output of block 0 as prefix+"block0" in [batch, seq, width] layout.
 func (t *Transformer) Forward(ar *Arena, x []float32, batch, seq int, causal bool, trace Tracer, prefix string) {
+	t.forwardCapture(ar, x, batch, seq, causal, trace, prefix, nil)
+}
+
+// forwardCapture is Forward that also calls after(-1, x) with the input of
+// the first block and after(i, x) once block i has updated x (after may be
+// nil).
+func (t *Transformer) forwardCapture(ar *Arena, x []float32, batch, seq int, causal bool, trace Tracer, prefix string, after func(i int, x []float32)) {
+	if after != nil {
+		after(-1, x)
+	}
 	for i := range t.Blocks {
 		t.Blocks[i].Forward(ar, x, batch, seq, causal)
 		if i == 0 && trace != nil {
 			trace(prefix+"block0", x, []int{batch, seq, t.Blocks[0].LN1.Dim})
+		}
+		if after != nil {
+			after(i, x)
 		}
 	}
 }

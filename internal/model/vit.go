@@ -24,6 +24,12 @@ type VisionTransformer struct {
 
 // Forward maps pixels [batch, 3, S, S] to features [batch, embed] in out.
 func (v *VisionTransformer) Forward(ar *Arena, out, pixels []float32, batch int, trace Tracer) {
+	v.forward(ar, out, pixels, batch, trace, nil)
+}
+
+// forward is Forward calling after(i, x) once block i has updated x
+// [batch·(grid²+1), width] (after may be nil).
+func (v *VisionTransformer) forward(ar *Arena, out, pixels []float32, batch int, trace Tracer, after func(i int, x []float32)) {
 	p, s, w := v.PatchSize, v.ImageSize, v.Width
 	g := s / p
 	np := g * g
@@ -66,7 +72,7 @@ func (v *VisionTransformer) Forward(ar *Arena, out, pixels []float32, batch int,
 	if trace != nil {
 		trace("visual/ln_pre", x, []int{batch, seq, w})
 	}
-	v.Transformer.Forward(ar, x, batch, seq, false, trace, "visual/")
+	v.Transformer.forwardCapture(ar, x, batch, seq, false, trace, "visual/", after)
 	pooled := ar.Get(batch * w)
 	for b := range batch {
 		copy(pooled[b*w:(b+1)*w], x[b*seq*w:b*seq*w+w])
@@ -126,6 +132,12 @@ type TextTransformer struct {
 
 // Forward maps tokens [batch, Context] to features [batch, embed] in out.
 func (t *TextTransformer) Forward(ar *Arena, out []float32, tokens [][]int32, trace Tracer) error {
+	return t.forward(ar, out, tokens, trace, nil)
+}
+
+// forward is Forward calling after(i, x) once block i has updated x
+// [batch·Context, width] (after may be nil).
+func (t *TextTransformer) forward(ar *Arena, out []float32, tokens [][]int32, trace Tracer, after func(i int, x []float32)) error {
 	batch, w, L := len(tokens), t.Width, t.Context
 	x := ar.Get(batch * L * w)
 	eot := make([]int, batch)
@@ -135,7 +147,7 @@ func (t *TextTransformer) Forward(ar *Arena, out []float32, tokens [][]int32, tr
 	if trace != nil {
 		trace("text/embed", x, []int{batch, L, w})
 	}
-	t.Transformer.Forward(ar, x, batch, L, true, trace, "text/")
+	t.Transformer.forwardCapture(ar, x, batch, L, true, trace, "text/", after)
 	pooled := ar.Get(batch * w)
 	for b := range batch {
 		copy(pooled[b*w:(b+1)*w], x[(b*L+eot[b])*w:])
