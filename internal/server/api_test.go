@@ -389,3 +389,20 @@ func TestConcurrentMixed(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestEmbedDuplicates: identical texts in one batch are encoded once and
+// each copy gets the embedding; texts that differ only after a "!" (token
+// id 0, also the padding id) stay apart.
+func TestEmbedDuplicates(t *testing.T) {
+	m, _ := testModel(t)
+	_, ts := newTestServer(t, nil)
+	texts := []string{"wow! a cat", "a dog", "wow! a cat", "wow! a dog", "a dog"}
+	want, _ := m.EncodeTexts(context.Background(), texts)
+	var got EmbedResponse
+	if code, body := postJSON(t, ts.URL+"/v1/embed", EmbedRequest{Texts: texts}, &got); code != 200 {
+		t.Fatalf("status %d: %s", code, body)
+	}
+	if d := maxDiff(t, got.TextEmbeddings, normalizeAll(want)); d > 1e-5 {
+		t.Errorf("embeddings with duplicates differ by %g", d)
+	}
+}

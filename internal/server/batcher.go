@@ -25,7 +25,8 @@ type BatcherConfig struct {
 	// join its batch before it runs anyway.
 	MaxWait time.Duration
 	// MaxQueue bounds the inputs waiting to run; Do fails with
-	// ErrQueueFull beyond it.
+	// ErrQueueFull beyond it (one request larger than MaxQueue is taken
+	// only when nothing else waits).
 	MaxQueue int
 	// Workers is the number of batches run at once.
 	Workers int
@@ -96,7 +97,9 @@ func (b *Batcher[I, O]) Do(ctx context.Context, in []I) ([]O, error) {
 	case b.closed:
 		b.mu.Unlock()
 		return nil, ErrClosed
-	case b.queued+len(in) > b.cfg.MaxQueue:
+	case b.queued > 0 && b.queued+len(in) > b.cfg.MaxQueue:
+		// (A request larger than the whole queue is still taken when the
+		// queue is empty, so that it cannot be refused forever.)
 		b.mu.Unlock()
 		b.rejected.Add(1)
 		return nil, fmt.Errorf("%w (%d inputs waiting, limit %d)", ErrQueueFull, b.queued, b.cfg.MaxQueue)

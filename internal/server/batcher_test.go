@@ -236,3 +236,26 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestBatcherOversizeRequest: a request larger than the queue runs when
+// nothing else waits, and is refused while the queue holds work.
+func TestBatcherOversizeRequest(t *testing.T) {
+	b, release, started := blockingBatcher(BatcherConfig{MaxBatch: 2, MaxWait: -1, MaxQueue: 2})
+	defer b.Close()
+	done := make(chan error, 2)
+	go func() { _, err := b.Do(context.Background(), []int{1, 2, 3, 4, 5}); done <- err }()
+	if n := <-started; n != 5 {
+		t.Fatalf("oversize request ran as a batch of %d", n)
+	}
+	go func() { _, err := b.Do(context.Background(), []int{6}); done <- err }()
+	waitFor(t, func() bool { return b.Queued() == 1 })
+	if _, err := b.Do(context.Background(), []int{7, 8, 9}); !errors.Is(err, ErrQueueFull) {
+		t.Errorf("oversize request with a non-empty queue: %v, want ErrQueueFull", err)
+	}
+	close(release)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -233,16 +233,45 @@ func (s *Server) embedTexts(ctx context.Context, texts []string, what string) ([
 	return s.text.Do(ctx, rows)
 }
 
-// runText is the text batcher's run function.
+// runText is the text batcher's run function. Identical token rows in a
+// batch (the same label prompts from concurrent classify requests, a
+// repeated query) are encoded once.
 func (s *Server) runText(ctx context.Context, rows [][]int32) ([][]float32, error) {
-	emb, err := s.m.EncodeTokens(ctx, rows)
+	uniq := make([][]int32, 0, len(rows))
+	index := make([]int, len(rows))
+	seen := make(map[string]int, len(rows))
+	for i, r := range rows {
+		key := tokenKey(r)
+		j, ok := seen[key]
+		if !ok {
+			j = len(uniq)
+			seen[key] = j
+			uniq = append(uniq, r)
+		}
+		index[i] = j
+	}
+	emb, err := s.m.EncodeTokens(ctx, uniq)
 	if err != nil {
 		return nil, err
 	}
 	for i, e := range emb {
 		emb[i] = clip.Normalize(e)
 	}
-	return emb, nil
+	out := make([][]float32, len(rows))
+	for i, j := range index {
+		out[i] = emb[j]
+	}
+	return out, nil
+}
+
+// tokenKey is a map key for a whole token row. (Id 0 is both the padding
+// and the token "!", so the row cannot be cut at the first 0.)
+func tokenKey(r []int32) string {
+	b := make([]byte, 0, 4*len(r))
+	for _, id := range r {
+		b = append(b, byte(id), byte(id>>8), byte(id>>16), byte(id>>24))
+	}
+	return string(b)
 }
 
 // runImages is the image batcher's run function: pixels are 3×S×S each.

@@ -1,13 +1,13 @@
 package server
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,6 +21,7 @@ type loadResult struct {
 	errors              int64
 	firstErr            string
 	elapsed             time.Duration
+	cpu                 time.Duration // process CPU time used during the run
 	p50, p99            time.Duration
 	peakRSS             int64 // bytes, sampled during the run
 	textBatch, imgBatch float64
@@ -28,9 +29,18 @@ type loadResult struct {
 
 func (r loadResult) throughput() float64 { return float64(r.requests) / r.elapsed.Seconds() }
 
+// perCPU is the requests served per CPU-second the process used (server
+// and clients): the efficiency, whatever share of the machine the run got.
+func (r loadResult) perCPU() float64 {
+	if r.cpu <= 0 {
+		return 0
+	}
+	return float64(r.requests) / r.cpu.Seconds()
+}
+
 func (r loadResult) String() string {
-	return fmt.Sprintf("%-10s %6d requests in %v = %7.1f req/s, p50 %v, p99 %v, %d deliberate 503s, %d errors, peak RSS %d MiB, mean batch text %.1f / image %.1f",
-		r.mode, r.requests, r.elapsed.Round(time.Millisecond), r.throughput(), r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond),
+	return fmt.Sprintf("%-8s %6d requests in %v = %6.1f req/s (%5.1f per CPU-second), p50 %v, p99 %v, %d deliberate 503s, %d errors, peak RSS %d MiB, mean batch text %.1f / image %.1f",
+		r.mode, r.requests, r.elapsed.Round(time.Millisecond), r.throughput(), r.perCPU(), r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond),
 		r.rejected, r.errors, r.peakRSS>>20, r.textBatch, r.imgBatch)
 }
 
@@ -47,43 +57,75 @@ func loadDuration(tb testing.TB, def time.Duration) time.Duration {
 	return def
 }
 
-// runLoad starts a server with batching cfg and has clients concurrent
-// clients send a fixed mix of embed and search requests to it over
-// 127.0.0.1 for d.
-func runLoad(tb testing.TB, mode string, cfg BatcherConfig, clients int, d time.Duration) loadResult {
-	s, ts := newTestServer(tb, func(c *Config) {
-		c.TextBatch, c.ImageBatch = cfg, cfg
-	})
-	_, dir := testModel(tb)
+// loadTraffic makes the requests of a load run: a mix of text embeds,
+// text searches, image embeds and image searches. Every text is distinct
+// (numbered), so nothing can be answered from a repeat.
+type loadTraffic struct {
+	images []string // base64 of small fixture images
+	n      atomic.Int64
+}
+
+type reqSpec struct{ path, body string }
+
+var loadWords = []string{"cat", "red square", "striped wall", "neural network diagram", "noisy picture", "sunset", "dog on a beach"}
+
+func newLoadTraffic(tb testing.TB) *loadTraffic {
 	idx := testIndex(tb)
 	// Small images keep the per-request decoding cheap: the model is what
 	// is being measured. Take the fixture images with the fewest bytes.
 	imgs := slices.Clone(idx.paths)
 	slices.SortFunc(imgs, func(a, b string) int { return int(fileSize(a) - fileSize(b)) })
-	imgs = imgs[:min(3, len(imgs))]
-	_ = dir
-	type reqSpec struct{ path, body string }
-	var mix []reqSpec
-	add := func(path string, v any) {
-		b, _ := json.Marshal(v)
-		mix = append(mix, reqSpec{path, string(b)})
+	lt := &loadTraffic{}
+	for _, p := range imgs[:min(3, len(imgs))] {
+		lt.images = append(lt.images, b64File(tb, p))
 	}
-	texts := []string{"a photo of a cat", "a red square on a white background", "stripes", "a diagram of a neural network", "noise"}
-	for i, t := range texts { // 40% text embeds, 30% text searches
-		add("/v1/embed", EmbedRequest{Texts: texts[i : i+1]})
-		add("/v1/embed", EmbedRequest{Texts: []string{t, texts[(i+1)%len(texts)]}})
-		add("/v1/search", map[string]any{"text": t, "top": 5})
-	}
-	for _, p := range imgs { // image embeds and searches
-		add("/v1/embed", EmbedRequest{Images: []string{b64File(tb, p)}})
-		add("/v1/search", map[string]any{"image": b64File(tb, p), "top": 5})
-	}
+	return lt
+}
 
-	tr := &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 60 * time.Second}
+// loadLabels is the label set of the zero-shot classify requests.
+var loadLabels = []string{"cat", "dog", "car", "tree", "house", "person", "boat", "flower"}
 
-	var peak atomic.Int64
+// next returns the next request: 30% text embeds (every tenth with two
+// texts), 20% text searches, 30% image embeds and searches, 20% zero-shot
+// classifications against one label set (as concurrent users of one
+// classifier send).
+func (lt *loadTraffic) next() reqSpec {
+	k := lt.n.Add(1)
+	text := func(j int64) string {
+		return fmt.Sprintf("photo %d of a %s", j, loadWords[j%int64(len(loadWords))])
+	}
+	img := lt.images[k%int64(len(lt.images))]
+	var path string
+	var v any
+	switch k % 10 {
+	case 0, 1:
+		path, v = "/v1/embed", EmbedRequest{Texts: []string{text(k)}}
+	case 2:
+		path, v = "/v1/embed", EmbedRequest{Texts: []string{text(k), text(k + 1_000_000_000)}}
+	case 3, 4:
+		path, v = "/v1/search", map[string]any{"text": text(k), "top": 5}
+	case 5, 6:
+		path, v = "/v1/embed", EmbedRequest{Images: []string{img}}
+	case 7:
+		path, v = "/v1/search", map[string]any{"image": img, "top": 5}
+	default:
+		path, v = "/v1/classify", ClassifyRequest{Image: img, Labels: loadLabels}
+	}
+	b, _ := json.Marshal(v)
+	return reqSpec{path, string(b)}
+}
+
+// loadTarget is one server under test and what was measured on it.
+type loadTarget struct {
+	s   *Server
+	url string
+	res loadResult
+	lat []time.Duration
+}
+
+// runSegment has clients concurrent clients send traffic to tg over
+// 127.0.0.1 for d, adding to tg's counts; peak tracks the RSS.
+func runSegment(tg *loadTarget, client *http.Client, traffic *loadTraffic, clients int, d time.Duration, peak *atomic.Int64) {
 	stopSample := make(chan struct{})
 	sampled := make(chan struct{})
 	go func() {
@@ -101,25 +143,21 @@ func runLoad(tb testing.TB, mode string, cfg BatcherConfig, clients int, d time.
 			}
 		}
 	}()
-
 	var mu sync.Mutex
-	var lat []time.Duration
-	var res loadResult
-	res.mode = mode
 	var wg sync.WaitGroup
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	deadline := start.Add(d)
-	for c := range clients {
+	for range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			var mine []time.Duration
 			var n, rej, errs int64
 			var firstErr string
-			for k := c; time.Now().Before(deadline); k++ {
-				spec := mix[k%len(mix)]
+			for time.Now().Before(deadline) {
+				spec := traffic.next()
 				t0 := time.Now()
-				r, err := client.Post(ts.URL+spec.path, "application/json", bytes.NewReader([]byte(spec.body)))
+				r, err := client.Post(tg.url+spec.path, "application/json", strings.NewReader(spec.body))
 				if err != nil {
 					errs++
 					firstErr = cmpStr(firstErr, err.Error())
@@ -132,7 +170,7 @@ func runLoad(tb testing.TB, mode string, cfg BatcherConfig, clients int, d time.
 					errs++
 					firstErr = cmpStr(firstErr, err.Error())
 				case r.StatusCode == http.StatusServiceUnavailable && r.Header.Get("Retry-After") != "":
-					rej++
+					rej++ // deliberate: back off a little
 					time.Sleep(10 * time.Millisecond)
 				case r.StatusCode != 200:
 					errs++
@@ -143,32 +181,60 @@ func runLoad(tb testing.TB, mode string, cfg BatcherConfig, clients int, d time.
 				}
 			}
 			mu.Lock()
-			lat = append(lat, mine...)
-			res.requests += n
-			res.rejected += rej
-			res.errors += errs
-			res.firstErr = cmpStr(res.firstErr, firstErr)
+			tg.lat = append(tg.lat, mine...)
+			tg.res.requests += n
+			tg.res.rejected += rej
+			tg.res.errors += errs
+			tg.res.firstErr = cmpStr(tg.res.firstErr, firstErr)
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	res.elapsed = time.Since(start)
+	tg.res.elapsed += time.Since(start)
+	tg.res.cpu += processCPU() - cpu0
 	close(stopSample)
 	<-sampled
-	res.peakRSS = peak.Load()
-	slices.Sort(lat)
-	if len(lat) > 0 {
-		res.p50 = lat[len(lat)/2]
-		res.p99 = lat[min(len(lat)-1, len(lat)*99/100)]
+}
+
+// runLoad measures each mode for d with clients concurrent clients. The
+// modes take turns in A B B A order (repeated for long runs) so that a
+// change in the machine's load over the run hits them alike.
+func runLoad(tb testing.TB, clients int, d time.Duration) []loadResult {
+	traffic := newLoadTraffic(tb)
+	targets := make([]*loadTarget, len(loadModes))
+	for i, m := range loadModes {
+		s, ts := newTestServer(tb, func(c *Config) { c.TextBatch, c.ImageBatch = m.cfg, m.cfg })
+		targets[i] = &loadTarget{s: s, url: ts.URL, res: loadResult{mode: m.name}}
 	}
-	ts2, is := s.TextStats(), s.ImageStats()
-	if ts2.Batches > 0 {
-		res.textBatch = float64(ts2.Items) / float64(ts2.Batches)
+	tr := &http.Transport{MaxIdleConns: 2 * clients, MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 60 * time.Second}
+	k := max(1, int(d/(10*time.Second)))
+	seg := d / time.Duration(2*k)
+	var peak atomic.Int64
+	for range k {
+		for _, i := range []int{0, 1, 1, 0} {
+			runSegment(targets[i], client, traffic, clients, seg, &peak)
+		}
 	}
-	if is.Batches > 0 {
-		res.imgBatch = float64(is.Items) / float64(is.Batches)
+	var out []loadResult
+	for _, tg := range targets {
+		r := tg.res
+		r.peakRSS = peak.Load()
+		slices.Sort(tg.lat)
+		if n := len(tg.lat); n > 0 {
+			r.p50 = tg.lat[n/2]
+			r.p99 = tg.lat[min(n-1, n*99/100)]
+		}
+		if st := tg.s.TextStats(); st.Batches > 0 {
+			r.textBatch = float64(st.Items) / float64(st.Batches)
+		}
+		if st := tg.s.ImageStats(); st.Batches > 0 {
+			r.imgBatch = float64(st.Items) / float64(st.Batches)
+		}
+		out = append(out, r)
 	}
-	return res
+	return out
 }
 
 func cmpStr(old, s string) string {
@@ -215,7 +281,7 @@ func checkLoad(tb testing.TB, results []loadResult) {
 	}
 	if len(results) == 2 {
 		speedup := results[0].throughput() / results[1].throughput()
-		tb.Logf("dynamic batching: %.2fx the throughput of batch size 1", speedup)
+		tb.Logf("dynamic batching: %.2fx the throughput of batch size 1 (%.2fx per CPU-second)", speedup, results[0].perCPU()/results[1].perCPU())
 		if speedup <= 1 {
 			tb.Errorf("dynamic batching (%.1f req/s) is not faster than batch size 1 (%.1f req/s)", results[0].throughput(), results[1].throughput())
 		}
@@ -233,11 +299,7 @@ func TestLoad(t *testing.T) {
 	if testing.Short() && os.Getenv("GOCLIP_LOAD_DURATION") == "" {
 		d = time.Second
 	}
-	var results []loadResult
-	for _, m := range loadModes {
-		results = append(results, runLoad(t, m.name, m.cfg, 200, d))
-	}
-	checkLoad(t, results)
+	checkLoad(t, runLoad(t, 200, d))
 }
 
 // BenchmarkServeLoad is TestLoad as a benchmark (5 s per mode by default),
@@ -246,10 +308,7 @@ func TestLoad(t *testing.T) {
 //	go test -run '^$' -bench ServeLoad -benchtime 1x ./internal/server
 func BenchmarkServeLoad(b *testing.B) {
 	d := loadDuration(b, 5*time.Second)
-	var results []loadResult
-	for _, m := range loadModes {
-		results = append(results, runLoad(b, m.name, m.cfg, 200, d))
-	}
+	results := runLoad(b, 200, d)
 	checkLoad(b, results)
 	r := results[0]
 	b.ReportMetric(r.throughput(), "req/s")
@@ -257,5 +316,5 @@ func BenchmarkServeLoad(b *testing.B) {
 	b.ReportMetric(float64(r.p99.Microseconds())/1000, "p99-ms")
 	b.ReportMetric(results[1].throughput(), "batch1-req/s")
 	b.ReportMetric(r.throughput()/results[1].throughput(), "speedup")
-	b.ReportMetric(float64(max(results[0].peakRSS, results[1].peakRSS)>>20), "peak-RSS-MiB")
+	b.ReportMetric(float64(r.peakRSS>>20), "peak-RSS-MiB")
 }
