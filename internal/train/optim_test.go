@@ -132,3 +132,15 @@ func halfToFloat(h uint16) float32 {
 	}
 	return float32(sign * (1 + m/1024) * math.Pow(2, float64(e-15)))
 }
+
+func TestPlotLoss(t *testing.T) {
+	var log []StepLog
+	for i := range 300 {
+		log = append(log, StepLog{Step: int64(i), Loss: 5*math.Exp(-float64(i)/80) + 0.3*math.Sin(float64(i))})
+	}
+	for _, l := range [][]StepLog{nil, log[:1], log} {
+		if err := PlotLoss(t.TempDir()+"/loss.png", l); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

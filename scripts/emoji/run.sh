@@ -13,7 +13,7 @@ set -eu
 cd "$(dirname "$0")/../.."
 DATA=${GOCLIP_DATA:-$HOME/.cache/goclip/emoji}
 BPE=${BPE:-${GOCLIP_TOKENIZER:-}}
-STEPS=${STEPS:-160}
+STEPS=${STEPS:-500}
 mkdir -p "$DATA"
 
 # 1. Fetch (MIT-licensed npm packages) and unpack.
@@ -32,8 +32,8 @@ go run ./scripts/emoji/prepare -src "$DATA" -out "$DATA" ${BPE:+-bpe "$BPE"}
 go build -o "$DATA/goclip" ./cmd/goclip
 rm -rf "$DATA/run"
 "$DATA/goclip" train --train-data "$DATA/train.csv" --model-config scripts/emoji/model_config.json \
-	--tokenizer "$DATA/vocab.json" --out "$DATA/run" --batch-size 128 --steps "$STEPS" --warmup 16 \
-	--lr 1e-3 --save-every 20 --replicas 2 --seed 1 --export "$DATA/run/export" --export-f16
+	--tokenizer "$DATA/vocab.json" --out "$DATA/run" --batch-size 128 --steps "$STEPS" --warmup 25 --aug \
+	--lr 1e-3 --save-every 50 --replicas 2 --seed 1 --export "$DATA/run/export" --export-f16
 
 # 4. Evaluate (held-out concepts, twitter style; English and Chinese).
 go run ./scripts/emoji/evaluate -data "$DATA" -model "$DATA/run/export/open_clip_model.safetensors"
