@@ -282,7 +282,11 @@ func checkLoad(tb testing.TB, results []loadResult) {
 	if len(results) == 2 {
 		speedup := results[0].throughput() / results[1].throughput()
 		tb.Logf("dynamic batching: %.2fx the throughput of batch size 1 (%.2fx per CPU-second)", speedup, results[0].perCPU()/results[1].perCPU())
-		if speedup <= 1 {
+		// Speed is a benchmark goal, not a unit-test assertion (a loaded
+		// CI machine must not fail the suite): the ratio is asserted in
+		// BenchmarkServeLoad and in explicitly requested long runs.
+		_, isBench := tb.(*testing.B)
+		if speedup <= 1 && (isBench || os.Getenv("GOCLIP_LOAD_DURATION") != "") {
 			tb.Errorf("dynamic batching (%.1f req/s) is not faster than batch size 1 (%.1f req/s)", results[0].throughput(), results[1].throughput())
 		}
 	}
