@@ -485,7 +485,7 @@ func TestLoadSpeed(t *testing.T) {
 	}
 	d := time.Since(start)
 	t.Logf("Load(%s): %v", OpenAIVocabFile, d)
-	if d > 2*time.Second { // generous: shared CI machines; typical is ~40 ms
+	if d > 30*time.Second { // a hang guard only; speed is BenchmarkLoadGZ's job (~40 ms)
 		t.Errorf("Load took %v", d)
 	}
 }
