@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"os"
 	"os/exec"
@@ -175,7 +176,7 @@ func parseProbe(data []byte, path string) (*Info, error) {
 	if info.Duration <= 0 {
 		info.Duration, _ = strconv.ParseFloat(p.Format.Duration, 64)
 	}
-	if info.Duration < 0 || info.Duration != info.Duration {
+	if info.Duration < 0 || math.IsNaN(info.Duration) || math.IsInf(info.Duration, 0) {
 		info.Duration = 0
 	}
 	return info, nil

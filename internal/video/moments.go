@@ -1,10 +1,12 @@
 package video
 
 import (
+	"fmt"
 	"math"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Seconds is a time in seconds. It JSON-encodes as a number with at least
@@ -183,4 +185,46 @@ func sortMoments(ms []Moment) {
 		}
 		return a.Start < b.Start
 	})
+}
+
+// ParseSeconds parses a time or duration in seconds: a number ("5",
+// "2.5"), a Go duration ("5s", "1m30s", "1500ms") or a clock time
+// ("1:30", "01:02:03.5"). It must be finite and not negative.
+func ParseSeconds(s string) (float64, error) {
+	s = strings.TrimSpace(s)
+	bad := func() (float64, error) { return 0, fmt.Errorf("bad time %q (want seconds such as 5, 2.5, 5s, 1m30s or 1:30)", s) }
+	var v float64
+	switch {
+	case s == "":
+		return bad()
+	case strings.Contains(s, ":"):
+		parts := strings.Split(s, ":")
+		if len(parts) > 3 {
+			return bad()
+		}
+		for i, p := range parts {
+			if p == "" || strings.ContainsAny(p, "+-eEInN") {
+				return bad()
+			}
+			x, err := strconv.ParseFloat(p, 64)
+			if err != nil || (i < len(parts)-1 && (x != math.Trunc(x) || strings.Contains(p, "."))) || (i > 0 && x >= 60) {
+				return bad()
+			}
+			v = v*60 + x
+		}
+	default:
+		x, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			d, derr := time.ParseDuration(s)
+			if derr != nil {
+				return bad()
+			}
+			x = d.Seconds()
+		}
+		v = x
+	}
+	if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return bad()
+	}
+	return v, nil
 }
