@@ -192,7 +192,9 @@ func sortMoments(ms []Moment) {
 // ("1:30", "01:02:03.5"). It must be finite and not negative.
 func ParseSeconds(s string) (float64, error) {
 	s = strings.TrimSpace(s)
-	bad := func() (float64, error) { return 0, fmt.Errorf("bad time %q (want seconds such as 5, 2.5, 5s, 1m30s or 1:30)", s) }
+	bad := func() (float64, error) {
+		return 0, fmt.Errorf("bad time %q (want seconds such as 5, 2.5, 5s, 1m30s or 1:30)", s)
+	}
 	var v float64
 	switch {
 	case s == "":

@@ -56,7 +56,7 @@ func TestFindMoments(t *testing.T) {
 			scores: []float32{0, 0, 0, 0, 0, 0, 0.4, 0.4},
 			shot:   make([]int, 8),
 			margin: 0.02, minScore: 0.3, k: 5, duration: 7.5,
-			want:   []Moment{{Video: "v", Start: 6, End: 7.5, Score: 0.4, Peak: 6}},
+			want: []Moment{{Video: "v", Start: 6, End: 7.5, Score: 0.4, Peak: 6}},
 		},
 		{name: "k 0", scores: make([]float32, 8), shot: make([]int, 8), k: 0},
 	} {
