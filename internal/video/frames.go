@@ -162,7 +162,7 @@ func Extract(ctx context.Context, path string, o Options, fn func(*Frame) error)
 		filters = append(filters, "fps="+strconv.FormatFloat(o.fps(), 'g', -1, 64))
 	}
 	if o.MaxSide > 0 {
-		filters = append(filters, fmt.Sprintf("scale=w=%d:h=%d:force_original_aspect_ratio=decrease", o.MaxSide, o.MaxSide))
+		filters = append(filters, fmt.Sprintf("scale=w='min(iw,%d)':h='min(ih,%d)':force_original_aspect_ratio=decrease", o.MaxSide, o.MaxSide))
 	}
 	filters = append(filters, "format=rgb24", "showinfo=checksum=0")
 	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info"}

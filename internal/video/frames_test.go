@@ -100,6 +100,14 @@ func TestExtractPixels(t *testing.T) {
 	if len(frames) != 1 || frames[0].Image.Width != 20 || frames[0].Image.Height != 15 || frames[0].Time < 0.5 {
 		t.Fatalf("sought frame: %d frames, %+v", len(frames), frames)
 	}
+	// MaxSide never enlarges.
+	f, err := FrameAt(context.Background(), p, 0, 100, nil)
+	if err != nil || f.Image.Width != 40 || f.Image.Height != 30 {
+		t.Fatalf("FrameAt with a larger MaxSide: %v", err)
+	}
+	if _, err := FrameAt(context.Background(), p, 50, 0, nil); err == nil {
+		t.Error("FrameAt past the end succeeded")
+	}
 }
 
 func TestExtractBadInput(t *testing.T) {

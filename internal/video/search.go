@@ -3,6 +3,7 @@ package video
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"image/jpeg"
@@ -238,8 +239,8 @@ func FrameAt(ctx context.Context, path string, t float64, maxSide int, tools *To
 	if got != nil {
 		return got, nil
 	}
-	if err == nil {
-		err = fmt.Errorf("video: %s: no frame at %.3f s", path, t)
+	if err == nil || errors.Is(err, ErrNoFrames) {
+		err = fmt.Errorf("video: %s: no frame at %.3f s (past the end?)", path, t)
 	}
 	return nil, err
 }
