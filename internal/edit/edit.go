@@ -7,11 +7,14 @@
 //
 //   - the change Δ = strength·tanh(D) is bounded by strength per channel,
 //     and D = Σ_k up(P_k) is a sum of bilinearly upsampled coarse grids
-//     P_k of side S/4, S/8, … (a Laplacian-pyramid-like basis with no
+//     P_k of side S/2, S/4, … (a Laplacian-pyramid-like basis with no
 //     pixel-level degrees of freedom);
 //   - every step scores the unaugmented image and random crops (75–100% of
 //     the side, resized back bilinearly) with random horizontal flips;
 //   - a penalty λ·mean((x−x₀)²) keeps the result close to the input.
+//
+// The objective is the cosine to the prompt, or, given negative concepts,
+// the zero-shot classification cross-entropy of the prompt against them.
 //
 // The image is edited at the model's input resolution (the centre crop
 // the model sees).
@@ -22,8 +25,11 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"image/png"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/goclip/goclip/internal/imageproc"
@@ -46,7 +52,16 @@ type Options struct {
 	LR float64
 	// Penalty weighs mean((x−x₀)²) against the cosine (default 2).
 	Penalty float64
-	// Levels is the number of grids, of side S/4, S/8, … (default 4,
+	// Negatives, when set, are text features of other concepts (e.g. a
+	// zero-shot label set). The objective then becomes the cross-entropy
+	// of a zero-shot classification of every view over the target and the
+	// negatives, at temperature 1/Scale, instead of the plain cosine: the
+	// edit then aims at making the prompt win over the alternatives.
+	Negatives [][]float32
+	// Scale is the logit scale of the classification (default 100,
+	// OpenAI CLIP's exp(logit_scale)).
+	Scale float64
+	// Levels is the number of grids, of side S/2, S/4, … (default 5,
 	// fewer when the image is small).
 	Levels int
 	// Frames is how many snapshots Result.Frames keeps, first and last
@@ -62,7 +77,7 @@ type Options struct {
 
 func (o *Options) defaults() error {
 	if o.Steps == 0 {
-		o.Steps = 40
+		o.Steps = 60
 	}
 	if !o.StrengthSet && o.Strength == 0 {
 		o.Strength = 0.25
@@ -77,7 +92,10 @@ func (o *Options) defaults() error {
 		o.Penalty = 2
 	}
 	if o.Levels == 0 {
-		o.Levels = 4
+		o.Levels = 5
+	}
+	if o.Scale == 0 {
+		o.Scale = 100
 	}
 	if o.Frames == 0 {
 		o.Frames = 6
@@ -176,6 +194,18 @@ func (e *Editor) Edit(ctx context.Context, crop []uint8, target []float32, o Opt
 	if res.Start, err = e.cosine(toBytes(x), tn); err != nil {
 		return nil, err
 	}
+	// Class directions: the target first, then the negatives.
+	dirs := [][]float64{tn}
+	for i, n := range o.Negatives {
+		if len(n) != len(target) {
+			return nil, fmt.Errorf("edit: negative %d has %d values, the target %d", i, len(n), len(target))
+		}
+		if u := normalized(n); u != nil {
+			dirs = append(dirs, u)
+		}
+	}
+	cosines := make([]float64, len(dirs))
+	probs := make([]float64, len(dirs))
 	snap(0)
 	frames := min(o.Frames, o.Steps+1)
 	next := 1 // next frame index to take
@@ -214,23 +244,55 @@ func (e *Editor) Edit(ctx context.Context, crop []uint8, target []float32, o Opt
 		var cos0 float64
 		for v := range V {
 			f := feat[v*ed : (v+1)*ed]
-			var nf, dot float64
-			for i, a := range f {
+			var nf float64
+			for _, a := range f {
 				nf += float64(a) * float64(a)
-				dot += float64(a) * tn[i]
 			}
 			nf = math.Sqrt(nf)
 			if nf == 0 {
 				clear(dfeat[v*ed : (v+1)*ed])
 				continue
 			}
-			cos := dot / nf
-			if v == 0 {
-				cos0 = cos
+			for j, u := range dirs {
+				var d float64
+				for i, a := range f {
+					d += float64(a) * u[i]
+				}
+				cosines[j] = d / nf
 			}
-			// loss = -mean_v cos_v; d cos / d f = (t̂ - cos·f̂)/|f|.
+			if v == 0 {
+				cos0 = cosines[0]
+			}
+			// d loss / d cos_j: −1 for the plain cosine; with negatives
+			// Scale·(p_j − [j = 0]) for the cross-entropy.
+			if len(dirs) == 1 {
+				probs[0] = -1
+			} else {
+				mx := math.Inf(-1)
+				for _, c := range cosines {
+					mx = max(mx, o.Scale*c)
+				}
+				var z float64
+				for j, c := range cosines {
+					probs[j] = math.Exp(o.Scale*c - mx)
+					z += probs[j]
+				}
+				for j := range probs {
+					probs[j] = o.Scale * probs[j] / z
+				}
+				probs[0] -= o.Scale
+			}
+			// d cos(f, u) / d f = (u − cos·f̂)/|f|; averaged over views.
+			df := dfeat[v*ed : (v+1)*ed]
 			for i, a := range f {
-				dfeat[v*ed+i] = float32(-(tn[i] - cos*float64(a)/nf) / nf / float64(V))
+				fh := float64(a) / nf
+				var g float64
+				for j, u := range dirs {
+					if probs[j] != 0 {
+						g += probs[j] * (u[i] - cosines[j]*fh)
+					}
+				}
+				df[i] = float32(g / nf / float64(V))
 			}
 		}
 		dpix := back(dfeat)
@@ -331,6 +393,28 @@ func toRGBA(x []float64, S int) *image.RGBA {
 		img.Pix[4*i], img.Pix[4*i+1], img.Pix[4*i+2], img.Pix[4*i+3] = b[3*i], b[3*i+1], b[3*i+2], 255
 	}
 	return img
+}
+
+// SavePNG writes img to path as a PNG (through a temporary file, so path
+// is either untouched or complete).
+func SavePNG(path string, img image.Image) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("edit: %w", err)
+	}
+	werr := png.Encode(tmp, img)
+	cerr := tmp.Close()
+	if werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp.Name(), path)
+	}
+	if werr != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("edit: writing %s: %w", path, werr)
+	}
+	return nil
 }
 
 // Strip lays frames side by side on a white background, gap pixels apart.

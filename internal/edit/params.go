@@ -139,7 +139,7 @@ type level struct {
 func newState(S, levels int) *state {
 	st := &state{S: S, d: make([]float64, 3*S*S), acc: make([]float64, 3*S*S)}
 	for k := range levels {
-		s := S >> (k + 2)
+		s := S >> (k + 1)
 		if s < 1 {
 			break
 		}
