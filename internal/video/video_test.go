@@ -303,6 +303,20 @@ func TestIndexBadVideos(t *testing.T) {
 	if len(r.Times) == 0 || r.Warning == "" {
 		t.Errorf("truncated video record: %d frames, warning %q", len(r.Times), r.Warning)
 	}
+	// A query made of one frame's own embedding finds that frame's span.
+	g, _, _ := st.GetVideo("m", good)
+	lib := NewLibrary(st, "m", nil)
+	for j := range g.Times {
+		// (cut.mp4 starts with the same frames: it may tie.)
+		ms, err := lib.Search(context.Background(), g.Embeddings[j], 3, MomentOptions{Margin: -1})
+		if err != nil || len(ms) == 0 {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(ms, func(m Moment) bool { return m.Video == good })
+		if i < 0 || ms[i].Score != ms[0].Score || float64(ms[i].Start) != g.Times[j] || float64(ms[i].End) != g.Times[j]+1 {
+			t.Errorf("frame %d at %v: moments %+v", j, g.Times[j], ms)
+		}
+	}
 	sum, err = Index(context.Background(), []string{work}, IndexOptions{Encoder: m, ModelID: "m", Store: st})
 	if err != nil || sum.Unchanged != 2 || sum.PrevFailed != 1 {
 		t.Errorf("rerun %+v %v", sum, err)
