@@ -54,11 +54,15 @@ type SearchRequest struct {
 	Image *string `json:"image"`
 	Path  *string `json:"path"` // an indexed image: search for similar ones
 	Top   int     `json:"top"`
+	// Videos asks for video moments too (Config.Videos must be set).
+	Videos bool `json:"videos"`
 }
 
-// SearchResponse holds the hits, best first.
+// SearchResponse holds the hits, best first, and with "videos": true the
+// video moments, best first.
 type SearchResponse struct {
-	Results []Hit `json:"results"`
+	Results []Hit    `json:"results"`
+	Moments []Moment `json:"moments,omitzero"`
 }
 
 // DefaultTemplate is the prompt template of /v1/classify.
@@ -244,7 +248,10 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if s.cfg.Searcher == nil {
+	if req.Videos && s.cfg.Videos == nil {
+		return errorf(http.StatusNotImplemented, "no video index to search: index videos with goclip video index and start goclip serve with --db PATH (ffmpeg needed)")
+	}
+	if s.cfg.Searcher == nil && !req.Videos {
 		return errorf(http.StatusNotImplemented, "no index to search: start goclip serve with --db PATH")
 	}
 	ctx := r.Context()
@@ -280,14 +287,24 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) error {
 		}
 		q = e[0]
 	}
-	hits, err := s.cfg.Searcher.Search(ctx, q, req.Top)
-	if err != nil {
-		return fmt.Errorf("search: %w", err)
+	var resp SearchResponse
+	if s.cfg.Searcher != nil {
+		if resp.Results, err = s.cfg.Searcher.Search(ctx, q, req.Top); err != nil {
+			return fmt.Errorf("search: %w", err)
+		}
 	}
-	if hits == nil {
-		hits = []Hit{}
+	if resp.Results == nil {
+		resp.Results = []Hit{}
 	}
-	return writeJSON(w, http.StatusOK, SearchResponse{Results: hits})
+	if req.Videos {
+		if resp.Moments, err = s.cfg.Videos.SearchMoments(ctx, q, req.Top); err != nil {
+			return fmt.Errorf("video search: %w", err)
+		}
+		if resp.Moments == nil {
+			resp.Moments = []Moment{}
+		}
+	}
+	return writeJSON(w, http.StatusOK, resp)
 }
 
 // maxFileBytes bounds an indexed file read for a thumbnail or a search by
@@ -350,9 +367,10 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
 		Status   string  `json:"status"`
 		Model    string  `json:"model"`
 		Search   bool    `json:"search"`
+		Videos   bool    `json:"videos"`
 		UptimeS  float64 `json:"uptime_s"`
 		Queued   int     `json:"queued"`
 		Inflight int64   `json:"inflight"`
-	}{"ok", s.cfg.ModelName, s.cfg.Searcher != nil, time.Since(s.started).Seconds(),
+	}{"ok", s.cfg.ModelName, s.cfg.Searcher != nil, s.cfg.Videos != nil, time.Since(s.started).Seconds(),
 		s.text.Queued() + s.image.Queued(), s.metrics.inflight.Load()})
 }

@@ -16,7 +16,9 @@
 //	POST /v1/embed     {"texts":[…],"images":[base64…]} (or multipart) → {"text_embeddings":[[…]],"image_embeddings":[[…]]}
 //	POST /v1/classify  {"image":base64,"labels":[…],"template":"a photo of a {}."} → {"labels":[{"label","prob"}…]}
 //	POST /v1/search    {"text":…} | {"image":base64} | {"path":…}, "top":K → {"results":[{"path","score"}…]}
+//	                   with "videos":true also → "moments":[{"video","start","end","score","peak"}…]
 //	GET  /v1/models, /healthz, /metrics, /v1/thumb?path=…
+//	GET  /v1/video/thumb?path=…&t=SECONDS, /v1/video/file?path=…      (indexed videos: frame JPEG, file with Range)
 //	GET  /.well-known/live, /.well-known/ready, /meta; POST /vectorize   (Weaviate multi2vec-clip)
 //	GET  /ping; POST /predict                                           (immich machine learning)
 //	GET  /                                                              (web page)
@@ -71,6 +73,9 @@ type Config struct {
 	ModelName string
 	// Searcher, when set, answers /v1/search and the web page.
 	Searcher Searcher
+	// Videos, when set, adds video moments to /v1/search and the web
+	// page, and serves frames and files of indexed videos.
+	Videos VideoSearcher
 
 	// TextBatch and ImageBatch configure the dynamic batching of each
 	// tower. Zero fields take defaults: MaxBatch 32, MaxWait 5 ms,
@@ -211,6 +216,8 @@ func (s *Server) routes() {
 	h.Handle("POST /v1/search", s.api("search", s.handleSearch))
 	h.Handle("GET /v1/models", s.api("models", s.handleModels))
 	h.Handle("GET /v1/thumb", s.api("thumb", s.handleThumb))
+	h.Handle("GET /v1/video/thumb", s.api("video_thumb", s.handleVideoThumb))
+	h.Handle("GET /v1/video/file", s.api("video_file", s.handleVideoFile))
 	h.Handle("GET /healthz", s.api("healthz", s.handleHealth))
 	h.HandleFunc("GET /metrics", s.handleMetrics)
 	// Weaviate multi2vec-clip inference container.
