@@ -88,6 +88,8 @@ type Encoder struct {
 	WordEmb, PosEmb, TypeEmb []float32
 	EmbLN                    model.LayerNorm
 	Layers                   []Layer
+
+	train trainState // gradients and Params (see Params)
 }
 
 // Linears returns every Linear of the encoder.
