@@ -47,6 +47,9 @@ type Model struct {
 	Path string
 
 	arenas sync.Pool
+
+	trainOnce sync.Once
+	train     trainState // see Params
 }
 
 // Options controls Load.
