@@ -190,6 +190,14 @@ func addTo(dst, src []float32) {
 	}
 }
 
+// Axpy sets y[i] += a·x[i] for i < len(y).
+func Axpy(y, x []float32, a float32) {
+	x = x[:len(y)]
+	for i, v := range x {
+		y[i] += a * v
+	}
+}
+
 // Scale sets x[i] *= s.
 func Scale(x []float32, s float32) {
 	parallelChunks(len(x), func(lo, hi int) {

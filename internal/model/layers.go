@@ -12,6 +12,16 @@ import (
 type Arena struct {
 	bufs [][]float32
 	next int
+	ints []int
+}
+
+// Ints returns a buffer of n ints, reused by the next pass (one int buffer
+// per arena: a second call in the same pass returns the same memory).
+func (a *Arena) Ints(n int) []int {
+	if cap(a.ints) < n {
+		a.ints = make([]int, n)
+	}
+	return a.ints[:n]
 }
 
 // Get returns a buffer of n float32s. Its contents are undefined.
@@ -153,6 +163,66 @@ func (blk *Block) Forward(ar *Arena, x []float32, batch, seq int, causal bool) {
 	blk.MLP.Proj.forward(x, f, rows, kernels.EpiResidual)
 }
 
+// forwardPooled is Forward when only one row of each sequence is wanted
+// afterwards: row pos[b] of sequence b is written to out [batch, width] and
+// x is left holding the block's input (normalised by ln_1 nowhere else).
+// Every row still feeds the attention as key and value, but the query, the
+// output projection and the MLP run on the wanted rows only. With causal
+// set, row pos[b] attends to positions 0..pos[b], as the mask would allow.
+func (blk *Block) forwardPooled(ar *Arena, out, x []float32, batch, seq int, causal bool, pos []int) {
+	rows := batch * seq
+	w := blk.LN1.Dim
+	heads := blk.Attn.Heads
+	hd := w / heads
+	h := ar.Get(rows * w)
+	blk.LN1.Forward(h, x, rows)
+	qkv := ar.Get(rows * 3 * w)
+	blk.Attn.In.Forward(qkv, h, rows)
+	ctx := ar.Get(batch * w)
+	scores := ar.Get(batch * heads * seq)
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	q := ar.Get(batch * w)
+	kernels.Parallel(batch*heads, func(lo, hi int) {
+		for t := lo; t < hi; t++ {
+			b, hh := t/heads, t%heads
+			p := pos[b]
+			n := seq
+			if causal {
+				n = p + 1
+			}
+			base := qkv[b*seq*3*w:]
+			qs := q[b*w+hh*hd : b*w+hh*hd+hd]
+			src := base[p*3*w+hh*hd:]
+			for c := range qs {
+				qs[c] = src[c] * scale
+			}
+			sc := scores[t*seq : t*seq+n]
+			for j := range sc {
+				sc[j] = kernels.Dot(qs, base[j*3*w+w+hh*hd:j*3*w+w+hh*hd+hd])
+			}
+			kernels.SoftmaxRows(sc, 1, n)
+			o := ctx[b*w+hh*hd : b*w+hh*hd+hd]
+			clear(o)
+			for j, pj := range sc {
+				kernels.Axpy(o, base[j*3*w+2*w+hh*hd:], pj)
+			}
+		}
+	})
+	for b := range batch {
+		copy(out[b*w:(b+1)*w], x[(b*seq+pos[b])*w:])
+	}
+	blk.Attn.Out.forward(out, ctx, batch, kernels.EpiResidual)
+	h2 := ar.Get(batch * w)
+	blk.LN2.Forward(h2, out, batch)
+	f := ar.Get(batch * blk.MLP.FC.Out)
+	epi := kernels.EpiGELU
+	if blk.MLP.QuickGELU {
+		epi = kernels.EpiQuickGELU
+	}
+	blk.MLP.FC.forward(f, h2, batch, epi)
+	blk.MLP.Proj.forward(out, f, batch, kernels.EpiResidual)
+}
+
 // Transformer is a stack of Blocks.
 type Transformer struct {
 	Blocks []Block
@@ -162,6 +232,28 @@ type Transformer struct {
 // output of block 0 as prefix+"block0" in [batch, seq, width] layout.
 func (t *Transformer) Forward(ar *Arena, x []float32, batch, seq int, causal bool, trace Tracer, prefix string) {
 	t.forwardCapture(ar, x, batch, seq, causal, trace, prefix, nil)
+}
+
+// forwardPooled runs every block on x [batch·seq, width] and writes the
+// last block's output at row pos[b] of each sequence into out [batch,
+// width]: the rows no later layer reads are never computed in the last
+// block (see Block.forwardPooled). x is clobbered. trace is as for Forward.
+func (t *Transformer) forwardPooled(ar *Arena, out, x []float32, batch, seq, w int, causal bool, pos []int, trace Tracer, prefix string) {
+	n := len(t.Blocks)
+	if n == 0 || (n == 1 && trace != nil) {
+		t.Forward(ar, x, batch, seq, causal, trace, prefix)
+		for b := range batch {
+			copy(out[b*w:(b+1)*w], x[(b*seq+pos[b])*w:])
+		}
+		return
+	}
+	for i := range n - 1 {
+		t.Blocks[i].Forward(ar, x, batch, seq, causal)
+		if i == 0 && trace != nil {
+			trace(prefix+"block0", x, []int{batch, seq, t.Blocks[0].LN1.Dim})
+		}
+	}
+	t.Blocks[n-1].forwardPooled(ar, out, x, batch, seq, causal, pos)
 }
 
 // forwardCapture is Forward that also calls after(-1, x) with the input of

@@ -72,10 +72,17 @@ func (v *VisionTransformer) forward(ar *Arena, out, pixels []float32, batch int,
 	if trace != nil {
 		trace("visual/ln_pre", x, []int{batch, seq, w})
 	}
-	v.Transformer.forwardCapture(ar, x, batch, seq, false, trace, "visual/", after)
 	pooled := ar.Get(batch * w)
-	for b := range batch {
-		copy(pooled[b*w:(b+1)*w], x[b*seq*w:b*seq*w+w])
+	if after == nil {
+		// Only the class token is read after the last block.
+		pos := ar.Ints(batch)
+		clear(pos)
+		v.Transformer.forwardPooled(ar, pooled, x, batch, seq, w, false, pos, trace, "visual/")
+	} else {
+		v.Transformer.forwardCapture(ar, x, batch, seq, false, trace, "visual/", after)
+		for b := range batch {
+			copy(pooled[b*w:(b+1)*w], x[b*seq*w:b*seq*w+w])
+		}
 	}
 	v.LNPost.Forward(pooled, pooled, batch)
 	if trace != nil {
@@ -139,18 +146,31 @@ func (t *TextTransformer) Forward(ar *Arena, out []float32, tokens [][]int32, tr
 // [batch·Context, width] (after may be nil).
 func (t *TextTransformer) forward(ar *Arena, out []float32, tokens [][]int32, trace Tracer, after func(i int, x []float32)) error {
 	batch, w, L := len(tokens), t.Width, t.Context
-	x := ar.Get(batch * L * w)
-	eot := make([]int, batch)
-	if err := t.embed(x, tokens, eot); err != nil {
+	eot := ar.Ints(batch)
+	last, err := t.scan(tokens, eot)
+	if err != nil {
 		return err
 	}
+	// The causal mask keeps positions after a text's end-of-text token from
+	// influencing it, so without a trace or capture only the first last+1
+	// positions of the batch are computed.
+	seq := last + 1
+	if trace != nil || after != nil {
+		seq = L
+	}
+	x := ar.Get(batch * seq * w)
+	t.fill(x, tokens, seq)
 	if trace != nil {
 		trace("text/embed", x, []int{batch, L, w})
 	}
-	t.Transformer.forwardCapture(ar, x, batch, L, true, trace, "text/", after)
 	pooled := ar.Get(batch * w)
-	for b := range batch {
-		copy(pooled[b*w:(b+1)*w], x[(b*L+eot[b])*w:])
+	if after == nil {
+		t.Transformer.forwardPooled(ar, pooled, x, batch, seq, w, true, eot, trace, "text/")
+	} else {
+		t.Transformer.forwardCapture(ar, x, batch, seq, true, trace, "text/", after)
+		for b := range batch {
+			copy(pooled[b*w:(b+1)*w], x[(b*seq+eot[b])*w:])
+		}
 	}
 	t.LNFinal.Forward(pooled, pooled, batch)
 	if trace != nil {
@@ -164,26 +184,46 @@ func (t *TextTransformer) forward(ar *Arena, out []float32, tokens [][]int32, tr
 // embeddings and eot to each row's end-of-text position (the first highest
 // id, as torch.argmax).
 func (t *TextTransformer) embed(x []float32, tokens [][]int32, eot []int) error {
-	w, L := t.Width, t.Context
+	if _, err := t.scan(tokens, eot); err != nil {
+		return err
+	}
+	t.fill(x, tokens, t.Context)
+	return nil
+}
+
+// scan checks tokens [batch, Context], sets eot to each row's end-of-text
+// position and returns the largest of them.
+func (t *TextTransformer) scan(tokens [][]int32, eot []int) (last int, err error) {
 	for b, row := range tokens {
-		if len(row) != L {
-			return fmt.Errorf("text %d has %d tokens, the model's context length is %d", b, len(row), L)
+		if len(row) != t.Context {
+			return 0, fmt.Errorf("text %d has %d tokens, the model's context length is %d", b, len(row), t.Context)
 		}
 		best := int32(-1)
 		for l, id := range row {
 			if id < 0 || int(id) >= t.Vocab {
-				return fmt.Errorf("text %d: token id %d at position %d is outside the vocabulary of %d", b, id, l, t.Vocab)
+				return 0, fmt.Errorf("text %d: token id %d at position %d is outside the vocabulary of %d", b, id, l, t.Vocab)
 			}
 			if id > best {
 				best, eot[b] = id, l
 			}
+		}
+		last = max(last, eot[b])
+	}
+	return last, nil
+}
+
+// fill sets x [batch, seq, width] to the token plus positional embeddings
+// of the first seq positions of each row.
+func (t *TextTransformer) fill(x []float32, tokens [][]int32, seq int) {
+	w := t.Width
+	for b, row := range tokens {
+		for l, id := range row[:seq] {
 			e := t.TokenEmbedding[int(id)*w : int(id)*w+w]
 			p := t.PosEmbedding[l*w : l*w+w]
-			d := x[(b*L+l)*w : (b*L+l)*w+w]
+			d := x[(b*seq+l)*w : (b*seq+l)*w+w]
 			for c := range d {
 				d[c] = e[c] + p[c]
 			}
 		}
 	}
-	return nil
 }
