@@ -105,8 +105,14 @@ function openPlayer(m) {
   v.onloadedmetadata = () => {
     if (v.currentTime < start) v.currentTime = start;
   };
-  v.onseeked = () => { dlg.dataset.state = "ready"; };
-  v.onplaying = () => { if (v.currentTime >= start) dlg.dataset.state = "ready"; };
+  // data-start-time records where playback began (for tests).
+  const ready = () => {
+    if (dlg.dataset.state === "ready" || v.currentTime < start) return;
+    dlg.dataset.startTime = String(v.currentTime);
+    dlg.dataset.state = "ready";
+  };
+  v.onseeked = ready;
+  v.onplaying = ready;
   v.onerror = () => { dlg.dataset.state = "error"; setStatus("cannot play " + m.video, true); };
   v.src = "/v1/video/file?path=" + encodeURIComponent(m.video) + "#t=" + start;
   if (!dlg.open) dlg.showModal();
@@ -156,7 +162,7 @@ async function search(query, label) {
     render(data.results);
     renderMoments(data.moments);
     let msg = data.results.length + " results";
-    if (data.moments) msg += " and " + data.moments.length + " video moments";
+    if (data.moments) msg += " and " + data.moments.length + (data.moments.length === 1 ? " video moment" : " video moments");
     setStatus(msg + " for " + label);
     document.body.dataset.state = "done";
     document.body.dataset.query = label;
