@@ -1,18 +1,7 @@
 package index
 
-// dotGo is the portable dot product: four independent accumulators.
-func dotGo(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
+import "github.com/goclip/goclip/internal/kernels"
+
+// Dot is the dot product of two embeddings (the cosine of unit vectors),
+// computed by the shared SIMD kernel.
+func Dot(a, b []float32) float32 { return kernels.Dot(a, b) }
