@@ -76,89 +76,14 @@ func TestGradientParity(t *testing.T) {
 		for _, i := range gb.TextIndices {
 			tokens = append(tokens, toks.Texts[i].TokenizeIDs)
 		}
-		f := available(mod.Files)
-		if len(f) == 0 {
+		if len(available(mod.Files)) == 0 {
 			t.Fatalf("model %s: no loadable files", mod.Name)
 		}
-		m := f[0].load(t, dir, mod.Name)
-		t.Logf("model %s (%s): batch of %d", mod.Name, f[0].name, len(tokens))
-
-		// Two steps on the same batch: buffers are reused and gradients
-		// re-zeroed, so the second must give the same numbers.
-		var loss float32
-		for range 2 {
-			var err error
-			loss, _, err = m.ContrastiveGrad(pixels, tokens)
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		want, _ := fixtures.Float32(t, exp, "loss/"+mod.Name)
-		t.Logf("loss %.9g, want %.9g (|Δ| %.3g; manifest %.9g)", loss, want[0], math.Abs(float64(loss-want[0])), gb.Loss)
-		if math.Abs(float64(loss)-float64(want[0])) > 1e-6 {
-			t.Errorf("loss %.9g, want %.9g", loss, want[0])
-		}
-
-		// The logits inside the loss, from the training forward's features.
-		n, E := len(tokens), m.EmbedDim()
-		img, _, err := m.EncodeImageTrain(pixels, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		txt, _, err := m.EncodeTextTrain(tokens)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lpi := Logits(img, txt, n, n, E, m.LogitScale)
-		lpt := Logits(txt, img, n, n, E, m.LogitScale)
-		for name, got := range map[string][]float32{"logits_per_image": lpi, "logits_per_text": lpt} {
-			want, _ := fixtures.Float32(t, exp, "gradbatch/"+mod.Name+"/"+name)
-			compare(t, "gradbatch "+name, got, want, n)
-		}
-		if _, _, err := m.ContrastiveGrad(pixels, tokens); err != nil {
-			t.Fatal(err)
-		}
-
-		params := map[string]*model.Param{}
-		for _, p := range m.Params() {
-			if params[p.Name] != nil {
-				t.Errorf("parameter %s listed twice", p.Name)
-			}
-			params[p.Name] = p
-		}
-		seen := map[string]bool{}
-		for _, e := range man.Expected {
-			full, _ := e[0].(string)
-			var name string
-			var ok bool
-			if name, ok = strings.CutPrefix(full, "grad/"); !ok {
-				if name, ok = strings.CutPrefix(full, "grad_sparse/"); !ok || !strings.HasSuffix(name, "/rows") {
-					continue
-				}
-				name = strings.TrimSuffix(name, "/rows")
-				checkSparse(t, exp, full, name, params[name])
-				seen[name] = true
-				continue
-			}
-			seen[name] = true
-			p := params[name]
-			if p == nil {
-				if name != "pixels" {
-					t.Errorf("%s: no such parameter", full)
-				}
-				continue
-			}
-			ref, shape := fixtures.Float32(t, exp, full)
-			if !slices.Equal(shape, p.Shape) {
-				t.Errorf("%s: shape %v, parameter %v", full, shape, p.Shape)
-				continue
-			}
-			checkGrad(t, name, p.Grad, ref)
-		}
-		for name := range params {
-			if !seen[name] {
-				t.Errorf("parameter %s has no reference gradient", name)
-			}
+		for _, f := range available(mod.Files) {
+			t.Run(mod.Name+"/"+f.name, func(t *testing.T) {
+				m := f.load(t, dir, mod.Name)
+				checkGradBatch(t, exp, man.Expected, mod.Name, m, pixels, tokens)
+			})
 		}
 	}
 	if !ran {
@@ -166,9 +91,99 @@ func TestGradientParity(t *testing.T) {
 	}
 }
 
+// checkGradBatch runs ContrastiveGrad on the gradient batch and compares
+// the loss, the logits and every gradient with the reference.
+func checkGradBatch(t *testing.T, exp *checkpoint.File, expected [][]any, modelName string, m *Model, pixels []float32, tokens [][]int32) {
+	// Two steps on the same batch: buffers are reused and gradients
+	// re-zeroed, so the second must give the same numbers.
+	var loss float32
+	for range 2 {
+		var err error
+		loss, _, err = m.ContrastiveGrad(pixels, tokens)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, _ := fixtures.Float32(t, exp, "loss/"+modelName)
+	t.Logf("loss %.9g, want %.9g (|Δ| %.3g)", loss, want[0], math.Abs(float64(loss-want[0])))
+	if math.Abs(float64(loss)-float64(want[0])) > 1e-6 {
+		t.Errorf("loss %.9g, want %.9g", loss, want[0])
+	}
+
+	// The logits inside the loss, from the training forward's features.
+	n, E := len(tokens), m.EmbedDim()
+	img, _, err := m.EncodeImageTrain(pixels, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txt, _, err := m.EncodeTextTrain(tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lpi := Logits(img, txt, n, n, E, m.LogitScale)
+	lpt := Logits(txt, img, n, n, E, m.LogitScale)
+	for name, got := range map[string][]float32{"logits_per_image": lpi, "logits_per_text": lpt} {
+		want, _ := fixtures.Float32(t, exp, "gradbatch/"+modelName+"/"+name)
+		compare(t, "gradbatch "+name, got, want, n)
+	}
+	if _, _, err := m.ContrastiveGrad(pixels, tokens); err != nil {
+		t.Fatal(err)
+	}
+
+	params := map[string]*model.Param{}
+	for _, p := range m.Params() {
+		if params[p.Name] != nil {
+			t.Errorf("parameter %s listed twice", p.Name)
+		}
+		params[p.Name] = p
+	}
+	seen := map[string]bool{}
+	var worst float64
+	var worstName string
+	note := func(name string, rel float64) {
+		if rel > worst {
+			worst, worstName = rel, name
+		}
+	}
+	for _, e := range expected {
+		full, _ := e[0].(string)
+		var name string
+		var ok bool
+		if name, ok = strings.CutPrefix(full, "grad/"); !ok {
+			if name, ok = strings.CutPrefix(full, "grad_sparse/"); !ok || !strings.HasSuffix(name, "/rows") {
+				continue
+			}
+			name = strings.TrimSuffix(name, "/rows")
+			note(name, checkSparse(t, exp, full, name, params[name]))
+			seen[name] = true
+			continue
+		}
+		seen[name] = true
+		p := params[name]
+		if p == nil {
+			if name != "pixels" {
+				t.Errorf("%s: no such parameter", full)
+			}
+			continue
+		}
+		ref, shape := fixtures.Float32(t, exp, full)
+		if !slices.Equal(shape, p.Shape) {
+			t.Errorf("%s: shape %v, parameter %v", full, shape, p.Shape)
+			continue
+		}
+		note(name, checkGrad(t, name, p.Grad, ref))
+	}
+	t.Logf("%d gradients checked; worst max|Δ|/max|ref| %.3g (%s)", len(seen), worst, worstName)
+	for name := range params {
+		if !seen[name] {
+			t.Errorf("parameter %s has no reference gradient", name)
+		}
+	}
+}
+
 // checkGrad compares one dense gradient: max|Δ| ≤ 1e-4·max|ref|, or, for
 // the mathematically zero ones, both sides below 1e-6 in absolute terms.
-func checkGrad(t *testing.T, name string, got, ref []float32) {
+func checkGrad(t *testing.T, name string, got, ref []float32) (rel float64) {
 	t.Helper()
 	var maxRef, maxGot, maxDiff float64
 	for i := range ref {
@@ -176,26 +191,27 @@ func checkGrad(t *testing.T, name string, got, ref []float32) {
 		maxGot = max(maxGot, math.Abs(float64(got[i])))
 		maxDiff = max(maxDiff, math.Abs(float64(got[i])-float64(ref[i])))
 	}
-	rel := maxDiff / max(maxRef, 1e-30)
+	rel = maxDiff / max(maxRef, 1e-30)
 	t.Logf("grad %-55s max|Δ| %.3g (%.3g of max|ref| %.3g)", name, maxDiff, rel, maxRef)
 	if mathematicallyZero(name) {
 		if maxGot > 1e-6 || maxRef > 1e-6 {
 			t.Errorf("grad %s: max |go| %.3g, max |ref| %.3g: should be zero (float noise)", name, maxGot, maxRef)
 		}
-		return
+		return 0
 	}
 	if maxDiff > 1e-4*maxRef+1e-9 {
 		t.Errorf("grad %s: max|Δ| %.3g (%.3g of max|ref|): outside 1e-4", name, maxDiff, rel)
 	}
+	return rel
 }
 
 // checkSparse compares a gradient stored as sorted row ids (rowsName,
 // I64) and their values (…/values); every other row must be exactly zero.
-func checkSparse(t *testing.T, exp *checkpoint.File, rowsName, name string, p *model.Param) {
+func checkSparse(t *testing.T, exp *checkpoint.File, rowsName, name string, p *model.Param) (rel float64) {
 	t.Helper()
 	if p == nil {
 		t.Errorf("%s: no such parameter", rowsName)
-		return
+		return 0
 	}
 	rt := exp.Tensor(rowsName)
 	if rt == nil {
@@ -219,7 +235,7 @@ func checkSparse(t *testing.T, exp *checkpoint.File, rowsName, name string, p *m
 		listed[r] = true
 		got = append(got, p.Grad[int(r)*w:int(r+1)*w]...)
 	}
-	checkGrad(t, name+" (listed rows)", got, vals)
+	rel = checkGrad(t, name+" (listed rows)", got, vals)
 	var stray int
 	for r := range p.Shape[0] {
 		if listed[int64(r)] {
@@ -235,4 +251,115 @@ func checkSparse(t *testing.T, exp *checkpoint.File, rowsName, name string, p *m
 	if stray > 0 {
 		t.Errorf("grad %s: %d rows outside the reference's %d have a gradient", name, stray, len(rows))
 	}
+	return rel
+}
+
+// TestTrainStep checks the training API around the gradients: Params
+// covers every tensor of the configuration once with its shape, d loss /
+// d pixels agrees with a finite difference along its own direction, and an
+// SGD step followed by AfterUpdate lowers the loss by about lr·‖g‖² and is
+// seen by the inference passes.
+func TestTrainStep(t *testing.T) {
+	dir := fixtures.CNDir(t)
+	var man gradManifest
+	fixtures.ReadJSON(t, filepath.Join(dir, "manifest.json"), &man)
+	exp := fixtures.Expected(t, dir)
+	var toks tokensJSON
+	fixtures.ReadJSON(t, filepath.Join(dir, "tokens.json"), &toks)
+	if len(man.Models) == 0 || len(available(man.Models[0].Files)) == 0 {
+		t.Skip("no loadable model")
+	}
+	mod := man.Models[0]
+	m := available(mod.Files)[0].load(t, dir, mod.Name)
+	n := min(3, len(man.Images), len(toks.Texts))
+	var pixels []float32
+	var tokens [][]int32
+	for i := range n {
+		p, _ := fixtures.Float32(t, exp, "pixels/"+man.Images[i].Name)
+		pixels = append(pixels, p...)
+		tokens = append(tokens, toks.Texts[len(toks.Texts)-1-i].TokenizeIDs)
+	}
+
+	shapes := m.Config.Shapes()
+	for _, p := range m.Params() {
+		want, ok := shapes[p.Name]
+		if !ok || !slices.Equal(want, p.Shape) {
+			t.Errorf("parameter %s shape %v; configuration %v (present %v)", p.Name, p.Shape, want, ok)
+		}
+		delete(shapes, p.Name)
+		if len(p.Value) != len(p.Grad) {
+			t.Errorf("parameter %s: %d values, %d gradients", p.Name, len(p.Value), len(p.Grad))
+		}
+	}
+	for name := range shapes {
+		t.Errorf("tensor %s is not a parameter", name)
+	}
+
+	loss0, dp, err := m.ContrastiveGrad(pixels, tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dPix := slices.Clone(dp)
+	var norm float64
+	for _, v := range dPix {
+		norm += float64(v) * float64(v)
+	}
+	norm = math.Sqrt(norm)
+	const h = 0.25 // along the unit direction: about 3e-4 per pixel value
+	at := func(s float64) float64 {
+		p := slices.Clone(pixels)
+		for i, v := range dPix {
+			p[i] += float32(s * float64(v) / norm)
+		}
+		l, _, err := m.ContrastiveGrad(p, tokens)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return float64(l)
+	}
+	fd := (at(h) - at(-h)) / (2 * h)
+	t.Logf("d loss / d pixels along itself: analytic %.6g, finite difference %.6g", norm, fd)
+	if math.Abs(fd-norm) > 2e-3*norm {
+		t.Errorf("pixel gradient: analytic directional derivative %g, finite difference %g", norm, fd)
+	}
+
+	// SGD step.
+	loss0, _, err = m.ContrastiveGrad(pixels, tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const lr = 1e-4
+	var g2 float64
+	for _, p := range m.Params() {
+		for i, g := range p.Grad {
+			g2 += float64(g) * float64(g)
+			p.Value[i] -= lr * g
+		}
+	}
+	m.AfterUpdate()
+	loss1, _, err := m.ContrastiveGrad(pixels, tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("SGD step lr %g: loss %.7g -> %.7g (decrease %.4g, first order %.4g)", lr, loss0, loss1, loss0-loss1, lr*g2)
+	if d := float64(loss0 - loss1); d <= 0 || math.Abs(d-lr*g2) > 0.05*lr*g2 {
+		t.Errorf("SGD step: loss %g -> %g, first-order decrease %g", loss0, loss1, lr*g2)
+	}
+	// The inference passes see the new weights and agree with training's.
+	E := m.EmbedDim()
+	txt, _, err := m.EncodeTextTrain(tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inf := make([]float32, n*E)
+	if err := m.EncodeText(inf, tokens, nil); err != nil {
+		t.Fatal(err)
+	}
+	compare(t, "text features after a step (inference vs training)", inf, txt, E)
+	img, _, err := m.EncodeImageTrain(pixels, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.EncodeImage(inf, pixels, n, nil)
+	compare(t, "image features after a step (inference vs training)", inf, img, E)
 }
