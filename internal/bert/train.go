@@ -368,10 +368,15 @@ func lnBackward(l *model.LayerNorm, dx, dy []float32, rows int, tp lnTape, lg ln
 	})
 }
 
-// geluBackward sets d[i] *= gelu'(pre[i]) for the exact (erf) GELU.
+// geluBackward sets d[i] *= gelu'(pre[i]) for the exact (erf) GELU. Zero
+// entries are skipped: with [CLS] pooling and masked [PAD] keys, whole rows
+// of padding (and, in the last layer, every row but [CLS]) get no gradient.
 func geluBackward(d, pre []float32) {
 	kernels.Parallel((len(d)+4095)/4096, func(lo, hi int) {
 		for i := lo * 4096; i < min(hi*4096, len(d)); i++ {
+			if d[i] == 0 {
+				continue
+			}
 			x := float64(pre[i])
 			g := 0.5*(1+math.Erf(x/math.Sqrt2)) + x*math.Exp(-0.5*x*x)/math.Sqrt(2*math.Pi)
 			d[i] = float32(float64(d[i]) * g)

@@ -363,3 +363,39 @@ func TestTrainStep(t *testing.T) {
 	m.EncodeImage(inf, pixels, n, nil)
 	compare(t, "image features after a step (inference vs training)", inf, img, E)
 }
+
+// BenchmarkContrastiveGrad times one training step's forward and backward
+// on the fixtures' gradient batch shape (the first model, first format).
+func BenchmarkContrastiveGrad(b *testing.B) {
+	dir := fixtures.CNDir(b)
+	var man gradManifest
+	fixtures.ReadJSON(b, filepath.Join(dir, "manifest.json"), &man)
+	exp := fixtures.Expected(b, dir)
+	var toks tokensJSON
+	fixtures.ReadJSON(b, filepath.Join(dir, "tokens.json"), &toks)
+	if len(man.Models) == 0 {
+		b.Skip("no model")
+	}
+	mod := man.Models[0]
+	fs := available(mod.Files)
+	if len(fs) == 0 {
+		b.Skip("no loadable model")
+	}
+	m, err := Load(filepath.Join(dir, mod.Name, "cn_clip.pt"), Options{Vocab: filepath.Join(dir, "tokenizer", "vocab.txt")})
+	if err != nil {
+		b.Skip(err)
+	}
+	n := min(4, len(man.Images), len(toks.Texts))
+	var pixels []float32
+	var tokens [][]int32
+	for i := range n {
+		p, _ := fixtures.Float32(b, exp, "pixels/"+man.Images[i].Name)
+		pixels = append(pixels, p...)
+		tokens = append(tokens, toks.Texts[i].TokenizeIDs)
+	}
+	for b.Loop() {
+		if _, _, err := m.ContrastiveGrad(pixels, tokens); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
