@@ -4,12 +4,18 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/goclip/goclip/clip"
 	"github.com/goclip/goclip/internal/server"
+	"github.com/goclip/goclip/internal/video"
 )
 
 func init() {
@@ -26,7 +32,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var mf modelFlags
 	mf.register(fs)
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
-	db := fs.String("db", "", "index to search (/v1/search and the web page)")
+	db := fs.String("db", "", "index to search (/v1/search and the web page); its videos (goclip video index) are searched too when ffmpeg is installed")
 	maxBatch := fs.Int("max-batch", server.DefaultMaxBatch, "most inputs merged into one model batch (1 disables batching)")
 	maxWait := fs.Duration("max-wait", server.DefaultMaxWait, "longest an input waits for its batch to fill")
 	queue := fs.Int("queue", server.DefaultMaxQueue, "most inputs waiting per tower before 503 Retry-After")
@@ -77,6 +83,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer closer.Close()
 		cfg.Searcher = searcher
+		if ss, ok := searcher.(storeSearcher); ok {
+			if tools, err := video.FindTools(); err != nil {
+				logger.Printf("video search is off: %v", err)
+			} else {
+				cfg.Videos = storeVideos{video.NewLibrary(ss.st, ss.id, &tools)}
+			}
+		}
 	}
 	srv, err := server.New(cfg)
 	if err != nil {
@@ -92,4 +105,47 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	err = srv.Serve(ctx, ln)
 	logger.Printf("stopped after %v", time.Since(start).Round(time.Second))
 	return err
+}
+
+// videoThumbSide is the largest side of the frames served for moments.
+const videoThumbSide = 320
+
+// storeVideos adapts internal/video's Library (the videos indexed in the
+// store) to the HTTP server's VideoSearcher.
+type storeVideos struct{ lib *video.Library }
+
+func (v storeVideos) SearchMoments(ctx context.Context, q []float32, k int) ([]server.Moment, error) {
+	ms, err := v.lib.Search(ctx, q, k, video.MomentOptions{})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]server.Moment, len(ms))
+	for i, m := range ms {
+		out[i] = server.Moment{Video: m.Video, Start: float64(m.Start), End: float64(m.End), Score: shortFloat(m.Score), Peak: float64(m.Peak)}
+	}
+	return out, nil
+}
+
+// shortFloat widens f to the float64 with f's shortest decimal form, so
+// that JSON shows 0.1203 rather than 0.12030000239610672.
+func shortFloat(f float32) float64 {
+	x, _ := strconv.ParseFloat(strconv.FormatFloat(float64(f), 'g', -1, 32), 64)
+	return x
+}
+
+func (v storeVideos) VideoThumbnail(ctx context.Context, path string, t float64) ([]byte, error) {
+	return v.lib.Thumbnail(ctx, path, t, videoThumbSide)
+}
+
+// OpenVideo opens an indexed video; any other path is refused.
+func (v storeVideos) OpenVideo(ctx context.Context, path string) (io.ReadSeekCloser, error) {
+	clean := filepath.Clean(path)
+	indexed, err := v.lib.Videos()
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(indexed, clean) {
+		return nil, fmt.Errorf("%s is not an indexed video: %w", path, fs.ErrNotExist)
+	}
+	return os.Open(clean)
 }
