@@ -58,7 +58,7 @@ func runSearch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer st.Close()
-	q, err := queryVector(ctx, m, terms, images)
+	q, err := indexer.EmbedQuery(ctx, m, terms, images)
 	if err != nil {
 		return err
 	}
@@ -91,37 +91,6 @@ func runSearch(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return openFile(res[0].Path)
 	}
 	return nil
-}
-
-// queryVector embeds the text terms and images and combines them.
-func queryVector(ctx context.Context, m *clip.Model, terms []indexer.Term, images []string) ([]float32, error) {
-	var vecs [][]float32
-	var weights []float64
-	if len(terms) > 0 {
-		texts := make([]string, len(terms))
-		for i, t := range terms {
-			texts[i] = t.Text
-		}
-		te, err := m.EncodeTexts(ctx, texts)
-		if err != nil {
-			return nil, err
-		}
-		for i, t := range terms {
-			vecs = append(vecs, te[i])
-			weights = append(weights, t.Weight)
-		}
-	}
-	if len(images) > 0 {
-		ie, err := m.EncodeImageFiles(ctx, images)
-		if err != nil {
-			return nil, err
-		}
-		for _, v := range ie {
-			vecs = append(vecs, v)
-			weights = append(weights, 1)
-		}
-	}
-	return indexer.Combine(vecs, weights)
 }
 
 func openFile(path string) error {

@@ -1,12 +1,15 @@
 package indexer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/goclip/goclip/clip"
 )
 
 // Term is one weighted text of a combined query.
@@ -177,4 +180,36 @@ func Combine(vecs [][]float32, weights []float64) ([]float32, error) {
 		out[i] = float32(x / math.Sqrt(ss))
 	}
 	return out, nil
+}
+
+// EmbedQuery embeds a combined query — the weighted text terms and the
+// image files (weight 1 each) — with m and combines them (see Combine).
+func EmbedQuery(ctx context.Context, m *clip.Model, terms []Term, images []string) ([]float32, error) {
+	var vecs [][]float32
+	var weights []float64
+	if len(terms) > 0 {
+		texts := make([]string, len(terms))
+		for i, t := range terms {
+			texts[i] = t.Text
+		}
+		te, err := m.EncodeTexts(ctx, texts)
+		if err != nil {
+			return nil, err
+		}
+		for i, t := range terms {
+			vecs = append(vecs, te[i])
+			weights = append(weights, t.Weight)
+		}
+	}
+	if len(images) > 0 {
+		ie, err := m.EncodeImageFiles(ctx, images)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range ie {
+			vecs = append(vecs, v)
+			weights = append(weights, 1)
+		}
+	}
+	return Combine(vecs, weights)
 }

@@ -167,40 +167,17 @@ func (l *Library) Search(ctx context.Context, q []float32, k int, o MomentOption
 // (`"beach" + 2*"sunset" - "people"`, see indexer.ParseQuery) and image
 // files (weight 1 each), combined with indexer.Combine.
 func QueryVector(ctx context.Context, m *clip.Model, text string, images []string) ([]float32, error) {
-	var vecs [][]float32
-	var weights []float64
+	var terms []indexer.Term
 	if strings.TrimSpace(text) != "" {
-		terms, err := indexer.ParseQuery(text)
-		if err != nil {
+		var err error
+		if terms, err = indexer.ParseQuery(text); err != nil {
 			return nil, err
-		}
-		texts := make([]string, len(terms))
-		for i, t := range terms {
-			texts[i] = t.Text
-		}
-		te, err := m.EncodeTexts(ctx, texts)
-		if err != nil {
-			return nil, err
-		}
-		for i, t := range terms {
-			vecs = append(vecs, te[i])
-			weights = append(weights, t.Weight)
 		}
 	}
-	if len(images) > 0 {
-		ie, err := m.EncodeImageFiles(ctx, images)
-		if err != nil {
-			return nil, err
-		}
-		for _, v := range ie {
-			vecs = append(vecs, v)
-			weights = append(weights, 1)
-		}
-	}
-	if len(vecs) == 0 {
+	if len(terms) == 0 && len(images) == 0 {
 		return nil, fmt.Errorf("video: empty query")
 	}
-	return indexer.Combine(vecs, weights)
+	return indexer.EmbedQuery(ctx, m, terms, images)
 }
 
 // Query returns the k best moments for a text query (and optional image
