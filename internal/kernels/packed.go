@@ -44,6 +44,28 @@ func PackLinear(w []float32, n, k int) *PackedB {
 	return p
 }
 
+// Unpack returns the packed weight in its original nn.Linear layout w[n,k]
+// (out × in, row-major), exactly as given to PackLinear: packing only moves
+// values, so a weight need not be kept beside its packed copy.
+func (p *PackedB) Unpack() []float32 {
+	nr := p.kern.nr
+	w := make([]float32, p.n*p.k)
+	for pc := 0; pc < p.k; pc += p.kc {
+		kcLen := min(p.kc, p.k-pc)
+		for pan := range p.npanel {
+			src := p.data[pc*p.npanel*nr+pan*kcLen*nr:]
+			cols := min(nr, p.n-pan*nr)
+			for j := range cols {
+				row := w[(pan*nr+j)*p.k+pc : (pan*nr+j)*p.k+pc+kcLen]
+				for q := range row {
+					row[q] = src[q*nr+j]
+				}
+			}
+		}
+	}
+	return w
+}
+
 // Epilogue selects the element-wise operation LinearPacked fuses after the
 // matrix product. The bias, when not nil, is always added first.
 type Epilogue int

@@ -281,6 +281,25 @@ func TestLinearPacked(t *testing.T) {
 	})
 }
 
+func TestPackedUnpack(t *testing.T) {
+	withKernels(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(9, 10))
+		for _, sz := range [][2]int{{1, 1}, {3, 2}, {96, 77}, {65, 600}, {40, 17}, {70, 300}} {
+			n, k := sz[0], sz[1]
+			w := randSlice(r, n*k)
+			got := PackLinear(w, n, k).Unpack()
+			if len(got) != len(w) {
+				t.Fatalf("%v: Unpack returned %d values, want %d", sz, len(got), len(w))
+			}
+			for i := range w {
+				if got[i] != w[i] {
+					t.Fatalf("%v: Unpack()[%d] = %g, want %g", sz, i, got[i], w[i])
+				}
+			}
+		}
+	})
+}
+
 func TestParallel(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	for _, procs := range []int{1, 2, 3, 8} {

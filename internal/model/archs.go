@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/goclip/goclip/internal/checkpoint"
 )
 
 // archs are the shapes of the released CLIP models, for benchmarks and
@@ -53,36 +52,39 @@ func ArchNames() []string {
 
 // Random builds a model of cfg with random weights (for benchmarks: speed
 // does not depend on the values). BatchNorm statistics are set to identity.
+// The values are drawn tensor by tensor as the model is built, so no copy
+// of the whole state dict is ever held.
 func Random(cfg Config, seed uint64) (*Model, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("random %s: %w", cfg.Arch(), err)
+	}
 	r := rand.New(rand.NewPCG(seed, 1))
-	f := &checkpoint.File{Path: "random " + cfg.Arch(), Tensors: map[string]*checkpoint.Tensor{}}
-	for name, shape := range cfg.ExpectedShapes() {
-		t := &checkpoint.Tensor{Name: name, DType: checkpoint.F32, Shape: shape}
-		n := t.NumElements()
+	shapes := cfg.ExpectedShapes()
+	gen := func(vals []float32, name string) {
+		shape := shapes[name]
 		fan := 1.0
 		if len(shape) > 1 {
-			fan = float64(n / shape[0])
+			fan = float64(len(vals) / shape[0])
 		}
 		std := 1 / math.Sqrt(fan)
-		vals := make([]float32, n)
 		switch {
 		case strings.HasSuffix(name, "running_var"), strings.HasSuffix(name, "ln_1.weight"), strings.HasSuffix(name, "ln_2.weight"),
 			strings.Contains(name, "ln_") && strings.HasSuffix(name, ".weight"), strings.Contains(name, ".bn") && strings.HasSuffix(name, ".weight"):
 			for i := range vals {
 				vals[i] = 1
 			}
+		case strings.HasSuffix(name, "running_mean"):
+			clear(vals)
 		case name == "logit_scale":
+			clear(vals)
 			vals[0] = float32(math.Log(100))
 		default:
 			for i := range vals {
 				vals[i] = float32(r.NormFloat64() * std)
 			}
 		}
-		t.Data = f32bytes(vals)
-		f.Tensors[name] = t
-		f.Names = append(f.Names, name)
 	}
-	return New(cfg, f)
+	return build(cfg, &loader{gen: gen, shapes: shapes})
 }
 
 // ImageFLOPs returns the floating-point operations (2 per multiply-add) of

@@ -174,7 +174,7 @@ func refValuePath(blk *Block, x []float32, rows, w int) []float32 {
 		}
 		for o := range w {
 			s := float64(blk.Attn.In.B[2*w+o])
-			wr := blk.Attn.In.W[(2*w+o)*w:]
+			wr := blk.Attn.In.Unpack()[(2*w+o)*w:]
 			for c := range w {
 				s += float64(wr[c]) * h[c]
 			}
@@ -182,7 +182,7 @@ func refValuePath(blk *Block, x []float32, rows, w int) []float32 {
 		}
 		for o := range w {
 			s := float64(blk.Attn.Out.B[o])
-			wr := blk.Attn.Out.W[o*w:]
+			wr := blk.Attn.Out.Unpack()[o*w:]
 			for c := range w {
 				s += float64(wr[c]) * v[c]
 			}

@@ -48,6 +48,9 @@ type Tracer func(name string, data []float32, shape []int)
 // Linear is y = x·Wᵀ + b with W stored [Out, In] as in PyTorch. Pack
 // prepares W once in the GEMM microkernel's layout; after changing W (a
 // training step) call Pack again.
+//
+// A Linear built by New or Random holds its weight only packed (W is nil)
+// until Unpack (called by Model.Params) restores W.
 type Linear struct {
 	W, B    []float32
 	In, Out int
@@ -55,8 +58,22 @@ type Linear struct {
 	gW, gB  []float32 // gradients (see Model.Params)
 }
 
-// Pack (re)packs W for the fast path of Forward.
-func (l *Linear) Pack() { l.packed = kernels.PackLinear(l.W, l.Out, l.In) }
+// Pack (re)packs W for the fast path of Forward. Without W (a weight held
+// only packed) it does nothing.
+func (l *Linear) Pack() {
+	if l.W == nil && l.packed != nil {
+		return
+	}
+	l.packed = kernels.PackLinear(l.W, l.Out, l.In)
+}
+
+// Unpack sets W from the packed weight if W is not held, and returns W.
+func (l *Linear) Unpack() []float32 {
+	if l.W == nil && l.packed != nil {
+		l.W = l.packed.Unpack()
+	}
+	return l.W
+}
 
 // Forward computes rows outputs into y.
 func (l *Linear) Forward(y, x []float32, rows int) { l.forward(y, x, rows, kernels.EpiNone) }

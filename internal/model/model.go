@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/goclip/goclip/internal/checkpoint"
+	"github.com/goclip/goclip/internal/kernels"
 )
 
 // ImageTower is either a VisionTransformer or a ModifiedResNet.
@@ -32,7 +33,11 @@ type Model struct {
 }
 
 // New builds a Model from a reference-named state dict, checking every
-// tensor's presence and shape against cfg first.
+// tensor's presence and shape against cfg first. The Linear weights are
+// packed straight from the file's data (zero-copy for aligned F32
+// tensors) and held only in packed form; the other tensors are copied, so
+// f may be closed afterwards. Params re-creates the unpacked weights when
+// training asks for them.
 func New(cfg Config, f *checkpoint.File) (*Model, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Path, err)
@@ -40,7 +45,11 @@ func New(cfg Config, f *checkpoint.File) (*Model, error) {
 	if err := cfg.CheckShapes(f); err != nil {
 		return nil, err
 	}
-	l := &loader{f: f}
+	return build(cfg, &loader{f: f})
+}
+
+// build assembles a Model from the tensors l supplies.
+func build(cfg Config, l *loader) (*Model, error) {
 	m := &Model{Config: cfg}
 	ls := l.get("logit_scale")
 	if len(ls) == 1 {
@@ -81,7 +90,7 @@ func (m *Model) Linears() []*Linear {
 }
 
 // Pack packs every Linear weight into the GEMM layout (done by New; call
-// again after the weights change).
+// again after the weights change). A Linear held only packed is left as is.
 func (m *Model) Pack() {
 	for _, l := range m.Linears() {
 		l.Pack()
@@ -117,29 +126,100 @@ func (c Config) validate() error {
 	return nil
 }
 
-// loader pulls float32 weights out of a state dict, keeping the first error.
+// loader pulls float32 weights out of a state dict (or, for Random, out of
+// a generator), keeping the first error.
 type loader struct {
-	f   *checkpoint.File
-	err error
+	f *checkpoint.File
+	// gen, when set, replaces f: it fills dst with the values of the named
+	// tensor.
+	gen     func(dst []float32, name string)
+	shapes  map[string][]int // of gen's tensors
+	scratch []float32        // gen's values for view
+	err     error
 }
 
+func (l *loader) fail(err error) {
+	if l.err == nil {
+		l.err = err
+	}
+}
+
+// get returns the named tensor's values in a slice the caller owns.
 func (l *loader) get(name string) []float32 {
+	if l.gen != nil {
+		shape, ok := l.shapes[name]
+		if !ok {
+			l.fail(fmt.Errorf("no tensor %q in the configuration", name))
+			return nil
+		}
+		v := make([]float32, numel(shape))
+		l.gen(v, name)
+		return v
+	}
 	t := l.f.Tensor(name)
 	if t == nil {
-		if l.err == nil {
-			l.err = fmt.Errorf("%s: missing tensor %q", l.f.Path, name)
-		}
+		l.fail(fmt.Errorf("%s: missing tensor %q", l.f.Path, name))
 		return nil
 	}
 	v, err := t.Float32()
-	if err != nil && l.err == nil {
-		l.err = fmt.Errorf("%s: %w", l.f.Path, err)
+	if err != nil {
+		l.fail(fmt.Errorf("%s: %w", l.f.Path, err))
 	}
 	return v
 }
 
+// view returns the named tensor's values read-only and only until the next
+// view: a zero-copy view of the file's data where possible. It is for
+// weights that are consumed at once (packed).
+func (l *loader) view(name string) []float32 {
+	if l.gen != nil {
+		shape, ok := l.shapes[name]
+		if !ok {
+			l.fail(fmt.Errorf("no tensor %q in the configuration", name))
+			return nil
+		}
+		n := numel(shape)
+		if cap(l.scratch) < n {
+			l.scratch = make([]float32, n)
+		}
+		v := l.scratch[:n]
+		l.gen(v, name)
+		return v
+	}
+	if t := l.f.Tensor(name); t != nil {
+		if v, ok := t.Float32View(); ok {
+			return v
+		}
+	}
+	return l.get(name)
+}
+
+func numel(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+// linear loads an nn.Linear and packs its weight (see Linear.Pack); the
+// unpacked weight is not kept.
 func (l *loader) linear(prefix string, in, out int) Linear {
-	return Linear{W: l.get(prefix + ".weight"), B: l.get(prefix + ".bias"), In: in, Out: out}
+	return l.packed(prefix+".weight", prefix+".bias", in, out)
+}
+
+// packed loads a Linear from the named weight and bias (bias may be "")
+// and packs the weight.
+func (l *loader) packed(weight, bias string, in, out int) Linear {
+	lin := Linear{In: in, Out: out}
+	if bias != "" {
+		lin.B = l.get(bias)
+	}
+	w := l.view(weight)
+	if l.err == nil && len(w) == in*out {
+		lin.packed = kernels.PackLinear(w, out, in)
+	}
+	return lin
 }
 
 func (l *loader) layerNorm(prefix string, dim int, eps float32) LayerNorm {
@@ -154,7 +234,7 @@ func (l *loader) transformer(prefix string, layers, width, heads int, cfg Config
 			LN1: l.layerNorm(p+"ln_1", width, cfg.LayerNormEps),
 			LN2: l.layerNorm(p+"ln_2", width, cfg.LayerNormEps),
 			Attn: Attention{
-				In:    Linear{W: l.get(p + "attn.in_proj_weight"), B: l.get(p + "attn.in_proj_bias"), In: width, Out: 3 * width},
+				In:    l.packed(p+"attn.in_proj_weight", p+"attn.in_proj_bias", width, 3*width),
 				Out:   l.linear(p+"attn.out_proj", width, width),
 				Heads: heads,
 			},
@@ -179,7 +259,7 @@ func buildText(l *loader, cfg Config) *TextTransformer {
 func buildViT(l *loader, cfg Config) *VisionTransformer {
 	v := cfg.Vision
 	return &VisionTransformer{
-		Patch:          Linear{W: l.get("visual.conv1.weight"), In: 3 * v.PatchSize * v.PatchSize, Out: v.Width},
+		Patch:          l.packed("visual.conv1.weight", "", 3*v.PatchSize*v.PatchSize, v.Width),
 		PatchSize:      v.PatchSize,
 		ImageSize:      v.ImageSize,
 		Width:          v.Width,

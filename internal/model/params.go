@@ -106,6 +106,7 @@ func (m *Model) buildParams() {
 		ps = append(ps, &Param{Name: name, Shape: shape, Value: value, Grad: grad, NoDecay: noDecay(name, shape)})
 	}
 	linear := func(prefix string, l *Linear, weight, bias string) {
+		l.Unpack()
 		l.gW = grads(l.W)
 		add(prefix+weight, l.W, l.gW)
 		if l.B != nil {
