@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
-
 )
 
 // archs are the shapes of the released CLIP models, for benchmarks and
