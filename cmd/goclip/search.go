@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -172,8 +173,9 @@ func runDupes(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // storeSearcher adapts the store to the HTTP server's Searcher and
 // FileOpener.
 type storeSearcher struct {
-	st *store.Store
-	id string
+	st     *store.Store
+	id     string
+	photos bool // the store holds photo embeddings of this model
 }
 
 func (s storeSearcher) Search(ctx context.Context, q []float32, k int) ([]server.Hit, error) {
@@ -213,9 +215,14 @@ func openServerStore(path string, m *clip.Model) (server.Searcher, io.Closer, er
 		st.Close()
 		return nil, nil, err
 	}
+	photos := true
 	if _, err := st.Count(id); err != nil { // names the models the file holds
-		st.Close()
-		return nil, nil, err
+		// A database holding only videos of this model still serves them.
+		if _, verr := st.VideoGeneration(id); !errors.Is(err, store.ErrNoModel) || verr != nil {
+			st.Close()
+			return nil, nil, err
+		}
+		photos = false
 	}
-	return storeSearcher{st, id}, st, nil
+	return storeSearcher{st, id, photos}, st, nil
 }

@@ -84,6 +84,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer closer.Close()
 		cfg.Searcher = searcher
 		if ss, ok := searcher.(storeSearcher); ok {
+			if !ss.photos {
+				cfg.Searcher = nil // videos only
+			}
 			if tools, err := video.FindTools(); err != nil {
 				logger.Printf("video search is off: %v", err)
 			} else {
