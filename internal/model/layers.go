@@ -41,6 +41,13 @@ func (a *Arena) Get(n int) []float32 {
 // Reset makes every buffer available again for the next pass.
 func (a *Arena) Reset() { a.next = 0 }
 
+// mark and release scope buffers: release(mark()) makes every buffer
+// handed out since the mark available again (a layer's scratch, reused by
+// the next layer instead of each layer keeping its own).
+func (a *Arena) mark() int { return a.next }
+
+func (a *Arena) release(m int) { a.next = m }
+
 // Tracer receives named intermediate activations in the reference layout
 // (the names of the fixtures' intermediates, e.g. "visual/ln_pre").
 type Tracer func(name string, data []float32, shape []int)
@@ -165,6 +172,7 @@ type Block struct {
 
 // Forward updates x ([batch·seq, width]) in place.
 func (blk *Block) Forward(ar *Arena, x []float32, batch, seq int, causal bool) {
+	defer ar.release(ar.mark())
 	rows := batch * seq
 	w := blk.LN1.Dim
 	h := ar.Get(rows * w)
@@ -187,6 +195,7 @@ func (blk *Block) Forward(ar *Arena, x []float32, batch, seq int, causal bool) {
 // output projection and the MLP run on the wanted rows only. With causal
 // set, row pos[b] attends to positions 0..pos[b], as the mask would allow.
 func (blk *Block) forwardPooled(ar *Arena, out, x []float32, batch, seq int, causal bool, pos []int) {
+	defer ar.release(ar.mark())
 	rows := batch * seq
 	w := blk.LN1.Dim
 	heads := blk.Attn.Heads

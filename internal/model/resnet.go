@@ -136,6 +136,7 @@ type Bottleneck struct {
 
 // Forward maps x [batch, in, h, w] to y [batch, 4·planes, h/s, w/s].
 func (bn *Bottleneck) Forward(ar *Arena, y, x []float32, batch, h, w int) (int, int) {
+	defer ar.release(ar.mark())
 	planes := bn.Conv1.Out
 	a := ar.Get(batch * planes * h * w)
 	bn.Conv1.Forward(ar, a, x, batch, h, w, true)

@@ -34,6 +34,9 @@ func (v *VisionTransformer) forward(ar *Arena, out, pixels []float32, batch int,
 	g := s / p
 	np := g * g
 	pd := 3 * p * p
+	seq := np + 1
+	x := ar.Get(batch * seq * w)
+	scratch := ar.mark()
 	patches := ar.Get(batch * np * pd)
 	v.patchify(patches, pixels, batch, false)
 	emb := ar.Get(batch * np * w)
@@ -49,8 +52,6 @@ func (v *VisionTransformer) forward(ar *Arena, out, pixels []float32, batch int,
 		}
 		trace("visual/conv1", nchw, []int{batch, w, g, g})
 	}
-	seq := np + 1
-	x := ar.Get(batch * seq * w)
 	for b := range batch {
 		xb := x[b*seq*w:]
 		for c := range w {
@@ -65,6 +66,7 @@ func (v *VisionTransformer) forward(ar *Arena, out, pixels []float32, batch int,
 			}
 		}
 	}
+	ar.release(scratch)
 	if trace != nil {
 		trace("visual/ln_pre_input", x, []int{batch, seq, w})
 	}

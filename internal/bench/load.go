@@ -1,0 +1,161 @@
+package bench
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goclip/goclip/internal/checkpoint"
+	"github.com/goclip/goclip/internal/model"
+)
+
+// WriteRandomSafetensors writes a safetensors file holding every tensor of
+// cfg (reference names, F32) with random values, streaming it so that the
+// writer holds no copy of the weights. It returns the file's size.
+func WriteRandomSafetensors(path string, cfg model.Config, seed uint64) (int64, error) {
+	shapes := cfg.ExpectedShapes()
+	names := make([]string, 0, len(shapes))
+	for n := range shapes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	type entry struct {
+		DType   string   `json:"dtype"`
+		Shape   []int    `json:"shape"`
+		Offsets [2]int64 `json:"data_offsets"`
+	}
+	hdr := map[string]entry{}
+	var off int64
+	for _, n := range names {
+		size := int64(4 * numel(shapes[n]))
+		hdr[n] = entry{DType: "F32", Shape: shapes[n], Offsets: [2]int64{off, off + size}}
+		off += size
+	}
+	hj, err := json.Marshal(hdr)
+	if err != nil {
+		return 0, err
+	}
+	for len(hj)%8 != 0 { // keeps the data section 4-byte aligned
+		hj = append(hj, ' ')
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	var lenb [8]byte
+	binary.LittleEndian.PutUint64(lenb[:], uint64(len(hj)))
+	w.Write(lenb[:])
+	w.Write(hj)
+	r := rand.New(rand.NewPCG(seed, 7))
+	var b [4]byte
+	for _, n := range names {
+		shape := shapes[n]
+		cnt := numel(shape)
+		std := 1.0
+		if len(shape) > 1 {
+			std = 1 / math.Sqrt(float64(cnt/shape[0]))
+		}
+		for range cnt {
+			v := float32(r.NormFloat64() * std)
+			if strings.Contains(n, "running_var") || (strings.Contains(n, "ln_") && strings.HasSuffix(n, ".weight")) {
+				v = 1
+			}
+			binary.LittleEndian.PutUint32(b[:], math.Float32bits(v))
+			w.Write(b[:])
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return 0, err
+	}
+	return int64(8+len(hj)) + off, nil
+}
+
+func numel(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+// LoadResult is what MeasureLoad reports.
+type LoadResult struct {
+	FileMB        float64       // size of the checkpoint
+	Load          time.Duration // open (mmap) + model.New (packing) + Close
+	RSSAfterLoad  float64       // MB resident after loading, file closed
+	RSSAfterEmbed float64       // MB resident after embedding a batch of images and texts
+	PeakRSS       float64       // MB, the process's high-water mark
+}
+
+// MeasureLoad loads the safetensors file at path as clip.Load does
+// (checkpoint.OpenSafetensors, model.New, Close), then embeds batch images
+// and texts, reporting time and memory.
+func MeasureLoad(path string, cfg model.Config, batch int) (LoadResult, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return LoadResult{}, err
+	}
+	start := time.Now()
+	f, err := checkpoint.OpenSafetensors(path)
+	if err != nil {
+		return LoadResult{}, err
+	}
+	m, err := model.New(cfg, f)
+	if err != nil {
+		return LoadResult{}, err
+	}
+	f.Close()
+	res := LoadResult{FileMB: float64(st.Size()) / 1e6, Load: time.Since(start)}
+	runtime.GC()
+	res.RSSAfterLoad = rssMB("VmRSS:")
+	s := cfg.Vision.ImageSize
+	px := make([]float32, batch*3*s*s)
+	for i := range px {
+		px[i] = float32(i%251)/125 - 1
+	}
+	out := make([]float32, batch*cfg.EmbedDim)
+	m.EncodeImage(out, px, batch, nil)
+	toks := make([][]int32, batch)
+	for i := range toks {
+		toks[i] = make([]int32, cfg.Text.ContextLength)
+		toks[i][0], toks[i][1], toks[i][cfg.Text.ContextLength-1] = 49406, int32(400+i), 49407
+	}
+	if err := m.EncodeText(out, toks, nil); err != nil {
+		return LoadResult{}, err
+	}
+	res.RSSAfterEmbed = rssMB("VmRSS:")
+	res.PeakRSS = PeakRSSMB()
+	runtime.KeepAlive(m)
+	return res, nil
+}
+
+// rssMB reads a "Vm…:" line of /proc/self/status in MB (0 where unknown).
+func rssMB(key string) float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, key); ok {
+			if fs := strings.Fields(rest); len(fs) > 0 {
+				kb, _ := strconv.ParseFloat(fs[0], 64)
+				return kb / 1024
+			}
+		}
+	}
+	return 0
+}

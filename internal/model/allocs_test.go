@@ -1,0 +1,35 @@
+package model
+
+import "testing"
+
+// TestSteadyStateAllocs reports how many heap allocations a warmed-up
+// forward makes: the activations live in a reused arena, so what remains
+// is the kernels' scheduling (closures handed to the worker pool).
+func TestSteadyStateAllocs(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"vit": vit(64, 64, 16, 128, 2, 2, 128, 2, 2),
+		"rn":  resnet(32, 64, [4]int{1, 1, 1, 1}, 8, 64, 1, 1),
+	} {
+		m, err := Random(cfg, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := cfg.Vision.ImageSize
+		const batch = 2
+		px := make([]float32, batch*3*s*s)
+		out := make([]float32, batch*cfg.EmbedDim)
+		toks := [][]int32{make([]int32, 77), make([]int32, 77)}
+		toks[0][0], toks[0][1], toks[0][2] = 49406, 320, 49407
+		toks[1][0], toks[1][1] = 49406, 49407
+		img := testing.AllocsPerRun(5, func() { m.EncodeImage(out, px, batch, nil) })
+		txt := testing.AllocsPerRun(5, func() {
+			if err := m.EncodeText(out, toks, nil); err != nil {
+				t.Fatal(err)
+			}
+		})
+		t.Logf("%s: %.0f allocations per EncodeImage, %.0f per EncodeText", name, img, txt)
+		if limit := 400.0; img > limit || txt > limit {
+			t.Errorf("%s: %.0f / %.0f allocations per forward, want ≤ %.0f", name, img, txt, limit)
+		}
+	}
+}
