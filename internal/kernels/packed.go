@@ -115,12 +115,11 @@ func LinearPacked(y, x []float32, w *PackedB, bias []float32, m int, epi Epilogu
 	if epi == EpiResidual {
 		beta = 1
 	}
-	g := &gemm{
+	runGemm(gemm{
 		kern: w.kern, m: m, n: n, k: k, alpha: 1,
 		a: x, lda: k, beta: beta, c: y, ldc: n,
 		packed: w, epi: epi, bias: bias,
-	}
-	g.run()
+	})
 }
 
 // applyEpilogue finishes c[r0:r1, c0:c1]: adds the bias and applies the

@@ -35,12 +35,11 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	} else {
 		checkMatrix("B", b, k, n, ldb)
 	}
-	g := &gemm{
+	runGemm(gemm{
 		kern: current.Load(), transA: transA, transB: transB,
 		m: m, n: n, k: k, alpha: alpha,
 		a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc,
-	}
-	g.run()
+	})
 }
 
 // checkMatrix panics unless s holds a rows×cols matrix of row stride ld.
@@ -88,6 +87,8 @@ type gemm struct {
 	packed *PackedB // non-nil: B is pre-packed (then b, ldb, transB unused)
 	epi    Epilogue // applied to each finished block of C (LinearPacked)
 	bias   []float32
+
+	pm, pn int // worker grid chosen by run
 }
 
 // Work sizes below which splitting over workers costs more than it saves.
@@ -99,22 +100,38 @@ func (g *gemm) run() {
 	if 2*g.m*g.n*g.k < minParallelFlops {
 		w = 1
 	}
-	pm, pn := g.grid(w)
+	g.pm, g.pn = g.grid(w)
+	parallelTask(g.pm*g.pn, g)
+}
+
+// runRange computes worker tiles lo..hi-1 of the grid chosen by run.
+func (g *gemm) runRange(lo, hi int) {
 	mr, nr := g.kern.mr, g.kern.nr
 	mTiles := (g.m + mr - 1) / mr
 	nTiles := (g.n + nr - 1) / nr
-	Parallel(pm*pn, func(lo, hi int) {
-		for t := lo; t < hi; t++ {
-			ti, tj := t/pn, t%pn
-			m0 := min(g.m, (ti*mTiles/pm)*mr)
-			m1 := min(g.m, ((ti+1)*mTiles/pm)*mr)
-			n0 := min(g.n, (tj*nTiles/pn)*nr)
-			n1 := min(g.n, ((tj+1)*nTiles/pn)*nr)
-			if m0 < m1 && n0 < n1 {
-				g.tile(m0, m1, n0, n1)
-			}
+	pm, pn := g.pm, g.pn
+	for t := lo; t < hi; t++ {
+		ti, tj := t/pn, t%pn
+		m0 := min(g.m, (ti*mTiles/pm)*mr)
+		m1 := min(g.m, ((ti+1)*mTiles/pm)*mr)
+		n0 := min(g.n, (tj*nTiles/pn)*nr)
+		n1 := min(g.n, ((tj+1)*nTiles/pn)*nr)
+		if m0 < m1 && n0 < n1 {
+			g.tile(m0, m1, n0, n1)
 		}
-	})
+	}
+}
+
+// gemmPool recycles gemm descriptors, so a product allocates nothing.
+var gemmPool = sync.Pool{New: func() any { return new(gemm) }}
+
+// runGemm runs the product described by d on a pooled descriptor.
+func runGemm(d gemm) {
+	g := gemmPool.Get().(*gemm)
+	*g = d
+	g.run()
+	*g = gemm{} // drop references to the caller's slices
+	gemmPool.Put(g)
 }
 
 // grid chooses pm×pn worker tiles (pm·pn ≤ w) minimising the largest

@@ -28,7 +28,7 @@ func TestSteadyStateAllocs(t *testing.T) {
 			}
 		})
 		t.Logf("%s: %.0f allocations per EncodeImage, %.0f per EncodeText", name, img, txt)
-		if limit := 400.0; img > limit || txt > limit {
+		if limit := 100.0; img > limit || txt > limit {
 			t.Errorf("%s: %.0f / %.0f allocations per forward, want ≤ %.0f", name, img, txt, limit)
 		}
 	}
