@@ -21,6 +21,12 @@ import (
 // the cache scripts/weaviate/build.sh fills.
 func weaviateBin(t testing.TB) string {
 	t.Helper()
+	// Opt-in until this test has been run once against a real build
+	// (the first weaviate-server build had not finished when it was
+	// written): set GOCLIP_WEAVIATE=1.
+	if os.Getenv("GOCLIP_WEAVIATE") != "1" {
+		t.Skip("Weaviate cluster test is opt-in: GOCLIP_WEAVIATE=1 (needs a weaviate-server from scripts/weaviate/build.sh)")
+	}
 	if p := os.Getenv("GOCLIP_WEAVIATE_BIN"); p != "" {
 		return p
 	}
