@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"text/tabwriter"
 
 	"github.com/goclip/goclip/clip"
+	"github.com/goclip/goclip/internal/builtin"
 	"github.com/goclip/goclip/internal/hub"
 )
 
@@ -20,17 +22,15 @@ func init() {
 
 // modelFlags adds the flags every model-using command shares.
 type modelFlags struct {
+	stderr           io.Writer // where the built-in-model notice goes
 	model, tokenizer string
 	batch            int
 	hf, exif         bool
 }
 
-func (mf *modelFlags) register(fs interface {
-	StringVar(*string, string, string, string)
-	IntVar(*int, string, int, string)
-	BoolVar(*bool, string, bool, string)
-}) {
-	fs.StringVar(&mf.model, "model", os.Getenv("GOCLIP_MODEL"), "model checkpoint file or directory (default $GOCLIP_MODEL)")
+func (mf *modelFlags) register(fs *flag.FlagSet) {
+	mf.stderr = fs.Output()
+	fs.StringVar(&mf.model, "model", os.Getenv("GOCLIP_MODEL"), "model file, directory or pulled name (default $GOCLIP_MODEL, else a cached ViT-B-32, else the built-in model)")
 	fs.StringVar(&mf.tokenizer, "tokenizer", os.Getenv("GOCLIP_TOKENIZER"), "BPE vocabulary (default: next to the model, then $GOCLIP_TOKENIZER)")
 	fs.IntVar(&mf.batch, "batch", 32, "inputs per forward pass")
 	fs.BoolVar(&mf.hf, "hf-preprocess", false, "use the Hugging Face CLIPImageProcessor order instead of openai/CLIP's")
@@ -38,10 +38,7 @@ func (mf *modelFlags) register(fs interface {
 }
 
 func (mf *modelFlags) load() (*clip.Model, error) {
-	if mf.model == "" {
-		return nil, usagef("no model: pass --model PATH or NAME, or set GOCLIP_MODEL (`goclip pull ViT-B-32` fetches one)")
-	}
-	path, err := hub.NewClient().Resolve(mf.model)
+	path, err := resolveModel(mf.model, mf.stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -50,6 +47,27 @@ func (mf *modelFlags) load() (*clip.Model, error) {
 		opts = append(opts, clip.WithTokenizer(mf.tokenizer))
 	}
 	return clip.Load(path, opts...)
+}
+
+// resolveModel turns --model into a path: a file or directory, or a pulled
+// name. With no --model and no $GOCLIP_MODEL it takes the cached ViT-B-32
+// when there is one, else goclip's built-in model, saying so on stderr.
+func resolveModel(name string, stderr io.Writer) (string, error) {
+	c := hub.NewClient()
+	if name != "" {
+		return c.Resolve(name)
+	}
+	if p, err := c.Resolve("ViT-B-32"); err == nil {
+		return p, nil
+	}
+	p, err := builtin.Dir("")
+	if err != nil {
+		return "", err
+	}
+	if stderr != nil {
+		fmt.Fprintln(stderr, builtin.Notice)
+	}
+	return p, nil
 }
 
 func runEmbed(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -143,7 +143,6 @@ func TestServeUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"serve", "--max-batch", "0", "--model", "x"},
 		{"serve", "extra"},
-		{"serve"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := Main(context.Background(), args, &stdout, &stderr); code != 2 {

@@ -102,7 +102,7 @@ func TestVideoCLI(t *testing.T) {
 	for _, args := range [][]string{
 		{"video"},
 		{"video", "nope"},
-		{"video", "classify", "--labels", "a", clip, "--window", "five"},
+		{"video", "classify", "--labels", "a", "--window", "five", clip},
 		{"video", "classify", "--labels", "a", "--fps", "2", "--frames", "3", clip},
 		{"video", "search"},
 		{"video", "search", "--shot-threshold", "2", "x"},
