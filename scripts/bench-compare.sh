@@ -23,7 +23,12 @@ if [ ! -d "$work/node_modules/onnxruntime-node" ]; then
 fi
 CGO_ENABLED=0 go build -o bin/goclip ./cmd/goclip
 
-torch() { OPENBLAS_CORETYPE=SkylakeX OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 "$bench/torch_clip_bench.py" "$@"; }
+# Debian's OpenBLAS picks a slow generic kernel unless told the core type:
+# SkylakeX where the CPU has AVX-512 (the shared baselines' setting), else
+# Haswell (AVX2+FMA; forcing SkylakeX on an AVX2-only CPU is ~100x slower).
+coretype=Haswell
+grep -qw avx512f /proc/cpuinfo && coretype=SkylakeX
+torch() { OPENBLAS_CORETYPE=$coretype OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 "$bench/torch_clip_bench.py" "$@"; }
 for what in image text; do
   [ -f "$work/$arch-$what.onnx" ] || torch --arch "$arch" --what "$what" --export-onnx "$work/$arch-$what.onnx" 2>/dev/null
 done
@@ -39,4 +44,4 @@ for what in image text; do
       "$(echo "$g / $p" | bc -l)" "$(echo "$g / $o" | bc -l)"
   done
 done
-echo "($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $threads threads, $(date -u +%Y-%m-%d))"
+echo "($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $threads threads, OPENBLAS_CORETYPE=$coretype, $(date -u +%Y-%m-%d))"
