@@ -1,32 +1,72 @@
 #!/usr/bin/env bash
-# The README's first command: build goclip, pull ViT-B/32 from the Hugging
-# Face hub (cached after the first run) and classify a few example photos.
+# The README's first command: build goclip and serve its web page over a
+# gallery of emoji images, searched with goclip's built-in model (trained by
+# goclip itself; no model download). Type "red heart", "cat" or "猫".
 #
-# The photos are the public-domain images that scikit-image ships (chelsea
-# the cat, coffee, astronaut, horse, motorcycle; see skimage/data/README in
-# Debian's python3-skimage). They are fetched with apt-get download and
-# unpacked into the cache; nothing is installed system-wide and nothing of
-# them is committed to this repository.
+#   scripts/demo.sh            # build, index the gallery, serve on 127.0.0.1:8080
+#   scripts/demo.sh --check    # same, but run two searches and exit
+#   scripts/demo.sh hub        # pull ViT-B/32 from the Hugging Face hub and
+#                              # classify the public-domain example photos
+#                              # that Debian's python3-skimage ships
+#
+# The gallery is the held-out test set of the built-in model: twitter-style
+# emoji of concepts the model never saw in training, from the MIT-licensed npm
+# packages emoji-datasource-twitter/-google and emojibase-data. The first run
+# fetches them with `npm pack` into the cache (nothing of them is committed);
+# every later run is offline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CGO_ENABLED=0 go build -o bin/goclip ./cmd/goclip
-
 cache=${GOCLIP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/goclip}
-photos=${GOCLIP_DEMO_PHOTOS:-$cache/demo-photos}
-want="chelsea coffee astronaut horse motorcycle_left"
-if [ ! -f "$photos/chelsea.png" ]; then
-  echo "demo: fetching example photos from Debian's python3-skimage package" >&2
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
-  (cd "$tmp" && apt-get download python3-skimage >/dev/null 2>&1) ||
-    { echo "demo: 'apt-get download python3-skimage' failed (needs Debian/Ubuntu apt); set GOCLIP_DEMO_PHOTOS to a folder of photos instead" >&2; exit 1; }
-  dpkg-deb -x "$tmp"/python3-skimage_*.deb "$tmp/x"
-  mkdir -p "$photos"
-  for n in $want; do cp "$tmp/x/usr/lib/python3/dist-packages/skimage/data/$n.png" "$photos/"; done
+
+if [ "${1:-}" = hub ]; then
+  photos=${GOCLIP_DEMO_PHOTOS:-$cache/demo-photos}
+  if [ ! -f "$photos/chelsea.png" ]; then
+    echo "demo: fetching example photos from Debian's python3-skimage package" >&2
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    (cd "$tmp" && apt-get download python3-skimage >/dev/null 2>&1) ||
+      { echo "demo: 'apt-get download python3-skimage' failed; set GOCLIP_DEMO_PHOTOS to a folder of photos" >&2; exit 1; }
+    dpkg-deb -x "$tmp"/python3-skimage_*.deb "$tmp/x"
+    mkdir -p "$photos"
+    for n in chelsea coffee astronaut horse motorcycle_left; do
+      cp "$tmp/x/usr/lib/python3/dist-packages/skimage/data/$n.png" "$photos/"
+    done
+  fi
+  bin/goclip pull ViT-B-32
+  exec bin/goclip classify --model ViT-B-32 --top 3 \
+    --labels "cat,dog,cup of coffee,astronaut,horse,motorcycle,car,pizza" "$photos"/*.png
 fi
 
-model=${GOCLIP_MODEL:-ViT-B-32}
-bin/goclip pull "$model"
-bin/goclip classify --model "$model" --top 3 \
-  --labels "cat,dog,cup of coffee,astronaut,horse,motorcycle,car,pizza" \
-  "$photos"/*.png
+data=${GOCLIP_DATA:-$cache/emoji}
+mkdir -p "$data"
+for pkg in emoji-datasource-google@16.0.0 emoji-datasource-twitter@16.0.0 emojibase-data@17.0.0; do
+  name=${pkg%@*}; ver=${pkg#*@}
+  if [ ! -d "$data/$name-$ver/package" ]; then
+    echo "demo: fetching $pkg from the npm registry (once)" >&2
+    (cd "$data" && npm pack --silent "$pkg" >/dev/null)
+    mkdir -p "$data/$name-$ver" && tar -xzf "$data/$name-$ver.tgz" -C "$data/$name-$ver"
+  fi
+done
+[ -f "$data/test.csv" ] || go run ./scripts/emoji/prepare -src "$data" -vocab=false 2>/dev/null
+
+# The gallery: one file per held-out concept, named after it.
+gallery=$data/gallery
+if [ ! -d "$gallery" ]; then
+  mkdir -p "$gallery.tmp"
+  tail -n +2 "$data/test.csv" | while IFS=, read -r path en _rest; do
+    name=$(printf '%s' "$en" | tr -c 'A-Za-z0-9 _-' '_' | tr ' ' '_')
+    cp "$path" "$gallery.tmp/$name.png"
+  done
+  mv "$gallery.tmp" "$gallery"
+fi
+
+db=$data/demo.db
+export GOCLIP_MODEL=   # the built-in model
+bin/goclip index --db "$db" --quiet "$gallery"
+if [ "${1:-}" = --check ]; then
+  bin/goclip search --db "$db" --top 5 "red heart"
+  exec bin/goclip search --db "$db" --top 5 "猫"
+fi
+echo "demo: open http://127.0.0.1:8080 and search the emoji gallery (Ctrl-C stops)" >&2
+exec bin/goclip serve --db "$db" --addr "${GOCLIP_ADDR:-127.0.0.1:8080}"

@@ -105,6 +105,7 @@ func main() {
 	src := flag.String("src", filepath.Join(os.Getenv("HOME"), ".cache/goclip/emoji"), "directory holding the unpacked npm packages")
 	out := flag.String("out", "", "output directory (default: -src)")
 	bpe := flag.String("bpe", "", "CLIP bpe_simple_vocab_16e6.txt.gz to derive the small vocabulary from (default $GOCLIP_TOKENIZER)")
+	vocab := flag.Bool("vocab", true, "derive the small vocabulary too (needs -bpe); false writes only the CSVs")
 	flag.Parse()
 	if *out == "" {
 		*out = *src
@@ -208,6 +209,9 @@ func main() {
 	closeTest()
 	closeAll()
 	log.Printf("train: %d concepts, %d images, %d rows; test: %d held-out concepts (twitter style)", nTrain, nImg, nRows, nTest)
+	if !*vocab {
+		return
+	}
 
 	path := *bpe
 	if path == "" {
