@@ -101,8 +101,12 @@ func SaveCheckpoint(dir string, t *Trainer, cfg model.Config, pre imageproc.Opti
 		return "", err
 	}
 	var weights []*checkpoint.Tensor
-	for _, p := range t.Nets[0].Params() {
-		weights = append(weights, f32Tensor(p.Name, p.Shape, p.Value))
+	if sd, ok := t.Nets[0].(interface{ StateDict() []*checkpoint.Tensor }); ok {
+		weights = sd.StateDict() // parameters and buffers (BatchNorm running statistics)
+	} else {
+		for _, p := range t.Nets[0].Params() {
+			weights = append(weights, f32Tensor(p.Name, p.Shape, p.Value))
+		}
 	}
 	if err := checkpoint.WriteSafetensors(filepath.Join(sd, WeightsFile), weights, map[string]string{"format": "pt"}); err != nil {
 		return "", err
