@@ -3,6 +3,8 @@
 # the same machine in one run and prints items/s and goclip's ratio to each.
 #
 #   scripts/bench-compare.sh [ARCH] [THREADS]      (default ViT-B-32, 2)
+#   TORCH_BATCHES=1 scripts/bench-compare.sh       (PyTorch only at batch 1:
+#                                                   where its BLAS is slow, batch 32 takes many minutes)
 #
 # Needs Debian's python3-torch (installed here if missing) and npm (for
 # onnxruntime-node, installed into a scratch folder). Timings on a shared
@@ -38,10 +40,14 @@ printf '%-6s %5s %10s %10s %10s %8s %8s\n' what batch goclip pytorch onnxrt vs-t
 for what in image text; do
   for batch in 1 32; do
     g=$(bin/goclip bench --arch "$arch" --what "$what" --batch "$batch" --threads "$threads" --time 10s --json | ips)
-    p=$(torch --arch "$arch" --what "$what" --batch "$batch" --threads "$threads" | ips)
+    p=nan
+    case " ${TORCH_BATCHES:-1 32} " in *" $batch "*)
+      p=$(torch --arch "$arch" --what "$what" --batch "$batch" --threads "$threads" | ips) ;;
+    esac
     o=$(NODE_PATH="$work/node_modules" node "$bench/ort_clip_bench.js" "$work/$arch-$what.onnx" "$what" "$batch" "$threads" | ips)
-    printf '%-6s %5d %10.2f %10.2f %10.2f %7.2fx %7.2fx\n' "$what" "$batch" "$g" "$p" "$o" \
-      "$(echo "$g / $p" | bc -l)" "$(echo "$g / $o" | bc -l)"
+    vt=nan
+    [ "$p" = nan ] || vt=$(echo "$g / $p" | bc -l)
+    printf '%-6s %5d %10.2f %10.2f %10.2f %7.2fx %7.2fx\n' "$what" "$batch" "$g" "$p" "$o" "$vt" "$(echo "$g / $o" | bc -l)"
   done
 done
 echo "($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $threads threads, OPENBLAS_CORETYPE=$coretype, $(date -u +%Y-%m-%d))"
