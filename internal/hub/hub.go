@@ -49,6 +49,11 @@ var Aliases = map[string]string{
 	"ViT-B-32": "openai/clip-vit-base-patch32",
 	"ViT-B-16": "openai/clip-vit-base-patch16",
 	"ViT-L-14": "openai/clip-vit-large-patch14",
+	// Chinese-CLIP (OFA-Sys), Hugging Face ChineseCLIPModel layout.
+	"CN-ViT-B-16":     "OFA-Sys/chinese-clip-vit-base-patch16",
+	"CN-ViT-L-14":     "OFA-Sys/chinese-clip-vit-large-patch14",
+	"CN-ViT-L-14-336": "OFA-Sys/chinese-clip-vit-large-patch14-336px",
+	"CN-ViT-H-14":     "OFA-Sys/chinese-clip-vit-huge-patch14",
 }
 
 // Client pulls models from a Hugging Face hub endpoint into a local cache.
