@@ -350,25 +350,8 @@ func (s *Store) Count(modelID string) (int, error) {
 
 // Get returns the record of path under model id.
 func (s *Store) Get(modelID, path string) (Record, bool, error) {
-	var r Record
-	var ok bool
-	err := s.db.View(func(tx *bolt.Tx) error {
-		b, err := s.model(tx, modelID)
-		if err != nil {
-			return err
-		}
-		v := b.Bucket(bucketFiles).Get([]byte(path))
-		if v == nil {
-			return nil
-		}
-		ok = true
-		r, err = decodeRecord(v, false)
-		if err != nil {
-			return fmt.Errorf("%w (file %s)", err, path)
-		}
-		return nil
-	})
-	return r, ok, err
+	return getRecord(s, func(tx *bolt.Tx) (*bolt.Bucket, error) { return s.model(tx, modelID) },
+		bucketFiles, "file", path, decodeRecord)
 }
 
 // Scan calls fn for every record of model id in path order. With meta
@@ -376,15 +359,49 @@ func (s *Store) Get(modelID, path string) (Record, bool, error) {
 // must not be used; Err is set for failures). fn runs inside a read
 // transaction: it must not write to the store.
 func (s *Store) Scan(modelID string, meta bool, fn func(path string, r Record) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
-		b, err := s.model(tx, modelID)
+	return scanRecords(s, func(tx *bolt.Tx) (*bolt.Bucket, error) { return s.model(tx, modelID) },
+		bucketFiles, "file", meta, decodeRecord, fn)
+}
+
+// getRecord reads the record of path from the sub-bucket named bucket of
+// the model bucket that open returns; kind names the records in errors.
+func getRecord[R any](s *Store, open func(*bolt.Tx) (*bolt.Bucket, error), bucket []byte, kind, path string,
+	decode func([]byte, bool) (R, error)) (R, bool, error) {
+	var r R
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b, err := open(tx)
 		if err != nil {
 			return err
 		}
-		return b.Bucket(bucketFiles).ForEach(func(k, v []byte) error {
-			r, err := decodeRecord(v, meta)
+		v := b.Bucket(bucket).Get([]byte(path))
+		if v == nil {
+			return nil
+		}
+		ok = true
+		r, err = decode(v, false)
+		if err != nil {
+			return fmt.Errorf("%w (%s %s)", err, kind, path)
+		}
+		return nil
+	})
+	return r, ok, err
+}
+
+// scanRecords calls fn for every record of the sub-bucket named bucket of
+// the model bucket that open returns, in path order, inside one read
+// transaction.
+func scanRecords[R any](s *Store, open func(*bolt.Tx) (*bolt.Bucket, error), bucket []byte, kind string, meta bool,
+	decode func([]byte, bool) (R, error), fn func(path string, r R) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		b, err := open(tx)
+		if err != nil {
+			return err
+		}
+		return b.Bucket(bucket).ForEach(func(k, v []byte) error {
+			r, err := decode(v, meta)
 			if err != nil {
-				return fmt.Errorf("%w (file %s)", err, k)
+				return fmt.Errorf("%w (%s %s)", err, kind, k)
 			}
 			return fn(string(k), r)
 		})

@@ -285,25 +285,8 @@ func (s *Store) PutVideos(id string, put []VideoEntry, del []string) error {
 
 // GetVideo returns the record of the video at path under model id.
 func (s *Store) GetVideo(id, path string) (VideoRecord, bool, error) {
-	var r VideoRecord
-	var ok bool
-	err := s.db.View(func(tx *bolt.Tx) error {
-		b, err := s.videoModel(tx, id)
-		if err != nil {
-			return err
-		}
-		v := b.Bucket(bucketVideos).Get([]byte(path))
-		if v == nil {
-			return nil
-		}
-		ok = true
-		r, err = decodeVideoRecord(v, false)
-		if err != nil {
-			return fmt.Errorf("%w (video %s)", err, path)
-		}
-		return nil
-	})
-	return r, ok, err
+	return getRecord(s, func(tx *bolt.Tx) (*bolt.Bucket, error) { return s.videoModel(tx, id) },
+		bucketVideos, "video", path, decodeVideoRecord)
 }
 
 // ScanVideos calls fn for every video record of model id in path order.
@@ -311,19 +294,8 @@ func (s *Store) GetVideo(id, path string) (VideoRecord, bool, error) {
 // failures). fn runs inside a read transaction: it must not write to the
 // store.
 func (s *Store) ScanVideos(id string, meta bool, fn func(path string, r VideoRecord) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
-		b, err := s.videoModel(tx, id)
-		if err != nil {
-			return err
-		}
-		return b.Bucket(bucketVideos).ForEach(func(k, v []byte) error {
-			r, err := decodeVideoRecord(v, meta)
-			if err != nil {
-				return fmt.Errorf("%w (video %s)", err, k)
-			}
-			return fn(string(k), r)
-		})
-	})
+	return scanRecords(s, func(tx *bolt.Tx) (*bolt.Bucket, error) { return s.videoModel(tx, id) },
+		bucketVideos, "video", meta, decodeVideoRecord, fn)
 }
 
 // VideoGeneration returns the write counter of model id's videos: it
