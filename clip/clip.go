@@ -29,6 +29,7 @@ import (
 	"github.com/goclip/goclip/internal/imageproc"
 	"github.com/goclip/goclip/internal/model"
 	"github.com/goclip/goclip/internal/tokenizer"
+	"github.com/goclip/goclip/internal/train"
 )
 
 // Model is a loaded CLIP model with its tokenizer and preprocessing.
@@ -306,6 +307,31 @@ func (m *Model) Path() string { return m.path }
 // Network exposes the underlying CLIP network (for training and
 // diagnostics); it is nil for Chinese-CLIP models.
 func (m *Model) Network() *model.Model { return m.net }
+
+// ChineseCLIP exposes the underlying Chinese-CLIP network (training and
+// diagnostics); it is nil for OpenAI-style CLIP models.
+func (m *Model) ChineseCLIP() *cnclip.Model { return m.cn }
+
+// ContrastiveGrad zeroes the gradients, computes open_clip's ClipLoss over
+// the pairs (image i, text i) of preprocessed pixels and token rows, and
+// back-propagates it: the gradients are left in Params()[k].Grad and the
+// gradient of the loss with respect to the pixels is returned.
+func (m *Model) ContrastiveGrad(pixels []float32, tokens [][]int32) (loss float32, dPixels []float32, err error) {
+	if m.cn != nil {
+		return m.cn.ContrastiveGrad(pixels, tokens)
+	}
+	return train.ContrastiveGrad(m.net, pixels, tokens)
+}
+
+// Params lists the trainable parameters in the reference naming (openai
+// CLIP's state dict, or cn_clip's for Chinese-CLIP), values aliasing the
+// live weights, with their gradient buffers.
+func (m *Model) Params() []*model.Param {
+	if m.cn != nil {
+		return m.cn.Params()
+	}
+	return m.net.Params()
+}
 
 // PreprocessOptions returns the image preprocessing the model uses.
 func (m *Model) PreprocessOptions() imageproc.Options { return m.pre }

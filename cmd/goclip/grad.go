@@ -10,7 +10,6 @@ import (
 
 	"github.com/goclip/goclip/internal/checkpoint"
 	"github.com/goclip/goclip/internal/imageproc"
-	"github.com/goclip/goclip/internal/train"
 )
 
 func init() {
@@ -55,8 +54,7 @@ func runGrad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	net := m.Network()
-	loss, dpix, err := train.ContrastiveGrad(net, pixels, tokens)
+	loss, dpix, err := m.ContrastiveGrad(pixels, tokens)
 	if err != nil {
 		return err
 	}
@@ -65,7 +63,7 @@ func runGrad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		gradTensor("loss", []int{}, []float32{loss}),
 		gradTensor("grad/pixels", []int{len(images), 3, s, s}, dpix),
 	}
-	for _, p := range net.Params() {
+	for _, p := range m.Params() {
 		ts = append(ts, gradTensor("grad/"+p.Name, p.Shape, p.Grad))
 	}
 	meta := map[string]string{

@@ -106,6 +106,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		net, tok, pre = cm.Network(), cm.Tokenizer(), cm.PreprocessOptions()
+		if net == nil {
+			return fmt.Errorf("%s is a %s model: goclip train does not train it yet (its gradients are available: goclip grad, clip.Model.ContrastiveGrad)", *modelPath, cm.Kind())
+		}
 		dir := *modelPath
 		if st, err := os.Stat(dir); err == nil && !st.IsDir() {
 			dir = filepath.Dir(dir)
