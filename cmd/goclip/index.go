@@ -81,23 +81,11 @@ func runIndex(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() == 0 {
 		return usagef("give one or more folders to index")
 	}
-	path, err := dbPath(db)
-	if err != nil {
-		return err
-	}
-	m, err := mf.load()
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(path, nil)
+	m, st, id, err := openModelStore(&mf, db, false)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	id, err := indexer.ModelID(st, m)
-	if err != nil {
-		return err
-	}
 	bar := newBar(stderr, -1, "indexing", *quiet)
 	opts := indexer.Options{Model: m, ModelID: id, Store: st, Batch: mf.batch, Rehash: *rehash}
 	if bar != nil {
@@ -136,7 +124,7 @@ func runIndex(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	n, _ := st.Count(id)
-	fmt.Fprintf(stderr, "goclip index: %s holds %d images for model %s\n", path, n, id)
+	fmt.Fprintf(stderr, "goclip index: %s holds %d images for model %s\n", st.Path(), n, id)
 	return nil
 }
 
@@ -162,6 +150,12 @@ func printSummary(w io.Writer, s *indexer.Summary, all bool) {
 // loadForStore loads the model and opens the store read-only, returning
 // the model id too.
 func loadForStore(mf *modelFlags, db string) (*clip.Model, *store.Store, string, error) {
+	return openModelStore(mf, db, true)
+}
+
+// openModelStore loads the model and opens the store (read-only or for
+// writing), returning the model's id in it.
+func openModelStore(mf *modelFlags, db string, readOnly bool) (*clip.Model, *store.Store, string, error) {
 	path, err := dbPath(db)
 	if err != nil {
 		return nil, nil, "", err
@@ -170,7 +164,7 @@ func loadForStore(mf *modelFlags, db string) (*clip.Model, *store.Store, string,
 	if err != nil {
 		return nil, nil, "", err
 	}
-	st, err := store.Open(path, &store.Options{ReadOnly: true})
+	st, err := store.Open(path, &store.Options{ReadOnly: readOnly})
 	if err != nil {
 		return nil, nil, "", err
 	}

@@ -13,8 +13,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/goclip/goclip/internal/indexer"
-	"github.com/goclip/goclip/internal/store"
 	"github.com/goclip/goclip/internal/video"
 )
 
@@ -270,23 +268,11 @@ func runVideoIndex(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if _, err := video.FindTools(); err != nil {
 		return err
 	}
-	path, err := dbPath(db)
-	if err != nil {
-		return err
-	}
-	m, err := mf.load()
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(path, nil)
+	m, st, id, err := openModelStore(&mf, db, false)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	id, err := indexer.ModelID(st, m)
-	if err != nil {
-		return err
-	}
 	bar := newBar(stderr, -1, "indexing videos", *quiet)
 	opts := video.IndexOptions{Encoder: m, ModelID: id, Source: m.Path(), Store: st, Sampling: so, Batch: mf.batch}
 	if bar != nil {
