@@ -17,7 +17,7 @@ import (
 func loadTiny(t *testing.T) *clip.Model {
 	t.Helper()
 	dir := fixtures.Dir(t)
-	m, err := clip.Load(filepath.Join(dir, "vit-tiny", "open_clip_model.safetensors"), clip.WithTokenizer(filepath.Join(dir, "tokenizer")))
+	m, err := clip.Load(fixtures.ModelFile(t, dir, "open_clip_model.safetensors"), clip.WithTokenizer(filepath.Join(dir, "tokenizer")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestBadImageFiles(t *testing.T) {
 		}
 		return p
 	}
-	good := filepath.Join(dir, "images", "shapes_640x480.png")
+	good := fixtures.ImageFile(t, dir, 1)
 	goodData, _ := os.ReadFile(good)
 	cases := []struct {
 		name, path, want string
@@ -125,7 +125,7 @@ func TestContextCancel(t *testing.T) {
 func TestConcurrentUse(t *testing.T) {
 	m := loadTiny(t)
 	dir := fixtures.Dir(t)
-	img := filepath.Join(dir, "images", "tall_300x1000.png")
+	img := fixtures.ImageFile(t, dir, 3)
 	want, err := m.EncodeImageFiles(context.Background(), []string{img})
 	if err != nil {
 		t.Fatal(err)

@@ -139,7 +139,7 @@ func TestJPEGRows(t *testing.T) {
 func TestLoadErrors(t *testing.T) {
 	dir := fixtures.Dir(t)
 	tmp := t.TempDir()
-	good := filepath.Join(dir, "vit-tiny", "open_clip_model.safetensors")
+	good := fixtures.ModelFile(t, dir, "open_clip_model.safetensors")
 	data, err := os.ReadFile(good)
 	if err != nil {
 		t.Fatal(err)

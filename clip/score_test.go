@@ -213,7 +213,7 @@ func TestScoreFunctions(t *testing.T) {
 func TestScoreBadInput(t *testing.T) {
 	m := loadTiny(t)
 	dir := fixtures.Dir(t)
-	img := filepath.Join(dir, "images", "gradient_224x224.png")
+	img := fixtures.ImageFile(t, dir, 0)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name          string

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"math"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -21,8 +20,8 @@ func run(t *testing.T, args ...string) (string, string, int) {
 
 func TestEmbedJSONLines(t *testing.T) {
 	dir := fixtures.Dir(t)
-	model := filepath.Join(dir, "vit-tiny", "hf")
-	img := filepath.Join(dir, "images", "shapes_640x480.png")
+	model := fixtures.HFDir(t, dir)
+	img := fixtures.ImageFile(t, dir, 1)
 	long := strings.Repeat("many words ", 100)
 	out, stderr, code := run(t, "embed", "--model", model, "--text", "a cat", "--image", img, "--text", long)
 	if code != 0 {
@@ -60,7 +59,7 @@ func TestEmbedJSONLines(t *testing.T) {
 
 func TestTokenizeAndSimilarity(t *testing.T) {
 	dir := fixtures.Dir(t)
-	model := filepath.Join(dir, "vit-tiny", "hf")
+	model := fixtures.HFDir(t, dir)
 	out, stderr, code := run(t, "tokenize", "--model", model, "a photo of a cat.")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -69,7 +68,7 @@ func TestTokenizeAndSimilarity(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &ids); err != nil || len(ids) != 77 || ids[0] != 49406 {
 		t.Fatalf("tokenize output %q (%v)", out, err)
 	}
-	img := filepath.Join(dir, "images", "tiny_17x33.png")
+	img := fixtures.ImageFile(t, dir, 4)
 	out, stderr, code = run(t, "similarity", "--model", model, "--image", img, "--text", "cat", "--text", "dog", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)

@@ -65,9 +65,9 @@ func FuzzParseRefs(f *testing.F) {
 
 func TestScoreRerankCaptionCLI(t *testing.T) {
 	dir := fixtures.Dir(t)
-	model := filepath.Join(dir, "vit-tiny", "hf")
-	a := filepath.Join(dir, "images", "shapes_640x480.png")
-	b := filepath.Join(dir, "images", "noise_224x224.png")
+	model := fixtures.HFDir(t, dir)
+	a := fixtures.ImageFile(t, dir, 1)
+	b := fixtures.ImageFile(t, dir, 10)
 	refs := filepath.Join(t.TempDir(), "refs.json")
 	os.WriteFile(refs, []byte(`[["a drawing of shapes"],["static noise","grey"]]`), 0o644)
 	out, stderr, code := run(t, "score", "--model", model, "--image", a, "--text", "shapes", "--image", b, "--text", "noise", "--refs", refs, "--json")
@@ -121,8 +121,8 @@ func TestScoreRerankCaptionCLI(t *testing.T) {
 
 func TestHiddenPatchesHeatmapEditCLI(t *testing.T) {
 	dir := fixtures.Dir(t)
-	model := filepath.Join(dir, "vit-tiny", "hf")
-	img := filepath.Join(dir, "images", "shapes_640x480.png")
+	model := fixtures.HFDir(t, dir)
+	img := fixtures.ImageFile(t, dir, 1)
 	tmp := t.TempDir()
 	h := filepath.Join(tmp, "h.safetensors")
 	if _, stderr, code := run(t, "hidden", "--model", model, "--text", "a cat", "--text", "a dog", "--layer", "-2", "--out", h); code != 0 {

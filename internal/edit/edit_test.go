@@ -96,7 +96,7 @@ func TestOptionsValidation(t *testing.T) {
 func loadFixture(t *testing.T) (*clip.Model, string) {
 	t.Helper()
 	dir := fixtures.Dir(t)
-	m, err := clip.Load(filepath.Join(dir, "vit-tiny", "open_clip_model.safetensors"), clip.WithTokenizer(filepath.Join(dir, "tokenizer")))
+	m, err := clip.Load(fixtures.ModelFile(t, dir, "open_clip_model.safetensors"), clip.WithTokenizer(filepath.Join(dir, "tokenizer")))
 	if err != nil {
 		t.Fatal(err)
 	}

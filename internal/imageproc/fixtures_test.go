@@ -206,7 +206,7 @@ func TestPreprocessEndToEnd(t *testing.T) {
 // reference (their only difference there is floor vs half-even offsets).
 func TestHFConfigFixture(t *testing.T) {
 	dir := fixtures.Dir(t)
-	path := filepath.Join(dir, "vit-tiny", "hf", "preprocessor_config.json")
+	path := fixtures.ModelFile(t, dir, "hf/preprocessor_config.json")
 	o, err := LoadHFConfig(path)
 	if err != nil {
 		t.Skipf("no usable HF config: %v", err)

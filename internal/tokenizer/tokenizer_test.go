@@ -74,8 +74,8 @@ func loaders(t *testing.T) map[string]*Tokenizer {
 		}
 		add("openai-gz", filepath.Join(dir, "tokenizer", OpenAIVocabFile))
 		add("hf-vocab", filepath.Join(dir, "tokenizer", HFVocabFile))
-		add("hf-merges", filepath.Join(dir, "vit-tiny", "hf", HFMergesFile))
-		add("hf-dir", filepath.Join(dir, "vit-tiny", "hf"))
+		add("hf-merges", filepath.Join(fixtures.HFDir(t, dir), HFMergesFile))
+		add("hf-dir", fixtures.HFDir(t, dir))
 		tmp, err := os.MkdirTemp("", "goclip-tokenizer-test")
 		if err != nil {
 			loadErr = err
@@ -304,7 +304,7 @@ func TestFind(t *testing.T) {
 		dir, want string
 	}{
 		{filepath.Join(dir, "tokenizer"), filepath.Join(dir, "tokenizer", OpenAIVocabFile)},
-		{filepath.Join(dir, "vit-tiny", "hf"), filepath.Join(dir, "vit-tiny", "hf", HFVocabFile)},
+		{fixtures.HFDir(t, dir), filepath.Join(fixtures.HFDir(t, dir), HFVocabFile)},
 	}
 	for _, c := range cases {
 		got, err := Find(c.dir)
