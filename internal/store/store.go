@@ -68,8 +68,8 @@ type Options struct {
 	ANNThreshold int
 	// HNSW holds the graph parameters used when building.
 	HNSW index.Config
-	// EfSearch is the HNSW query candidate count (default 128, raised
-	// to k).
+	// EfSearch is the HNSW query candidate count, raised to k (default
+	// 200: recall@10 0.966 on 1M clustered 512-d vectors, BenchmarkANN).
 	EfSearch int
 	// BuildInBackground makes Search build a missing or stale graph in
 	// a goroutine (answering exactly meanwhile) instead of scanning
@@ -129,7 +129,7 @@ func Open(path string, opts *Options) (*Store, error) {
 		o.ANNThreshold = DefaultANNThreshold
 	}
 	if o.EfSearch <= 0 {
-		o.EfSearch = 128
+		o.EfSearch = 200
 	}
 	if o.ReadOnly {
 		if _, err := os.Stat(path); err != nil {
