@@ -232,14 +232,14 @@ func (e *Encoder) Backward(ar *model.Arena, tp *Tape, dHidden []float32) {
 		clear(ds)
 		lnBackward(&l.OutLN, ds, dx, rows, lt.ln2, lg.outLN)
 		l.Output.backward(dm, ds, lt.m, rows, false, lg.out)
-		geluBackward(dm, lt.mpre)
+		model.ActivationBackward(dm, lt.mpre, false)
 		copy(da, ds)
 		l.Intermediate.backward(da, dm, lt.a, rows, true, lg.inter)
 		// a = LN1(x + AttnOut(attention(QKV(x)))).
 		clear(ds)
 		lnBackward(&l.AttnLN, ds, da, rows, lt.ln1, lg.attnLN)
 		l.AttnOut.backward(dctx, ds, lt.ctx, rows, false, lg.attnOut)
-		attendBackward(dqkv, dctx, lt.qkv, lt.probs, dp, tp.batch, tp.seq, H, c.Heads)
+		model.AttendBackward(dqkv, dctx, lt.qkv, lt.probs, dp, tp.batch, tp.seq, H, c.Heads)
 		copy(dx, ds)
 		l.QKV.backward(dx, dqkv, lt.x, rows, true, lg.qkv)
 	}
@@ -273,20 +273,7 @@ func (l *Linear) backward(dx, dy, x []float32, rows int, accumulate bool, lg lin
 		kernels.Sgemm(false, false, rows, l.In, l.Out, 1, dy, l.Out, l.W, l.In, beta, dx, l.In)
 	}
 	kernels.Sgemm(true, false, l.Out, l.In, rows, 1, dy, l.Out, x, l.In, 1, lg.w, l.In)
-	colSums(lg.b, dy, rows, l.Out)
-}
-
-// colSums adds the column sums of m [rows, cols] to dst (in float64).
-func colSums(dst, m []float32, rows, cols int) {
-	kernels.Parallel(cols, func(lo, hi int) {
-		for c := lo; c < hi; c++ {
-			var s float64
-			for r := range rows {
-				s += float64(m[r*cols+c])
-			}
-			dst[c] += float32(s)
-		}
-	})
+	model.ColSums(lg.b, dy, rows, l.Out)
 }
 
 // addTo sets dst[i] += src[i].
@@ -364,60 +351,6 @@ func lnBackward(l *model.LayerNorm, dx, dy []float32, rows int, tp lnTape, lg ln
 			}
 			lg.g[c] += float32(sg)
 			lg.b[c] += float32(sb)
-		}
-	})
-}
-
-// geluBackward sets d[i] *= gelu'(pre[i]) for the exact (erf) GELU. Zero
-// entries are skipped: with [CLS] pooling and masked [PAD] keys, whole rows
-// of padding (and, in the last layer, every row but [CLS]) get no gradient.
-func geluBackward(d, pre []float32) {
-	kernels.Parallel((len(d)+4095)/4096, func(lo, hi int) {
-		for i := lo * 4096; i < min(hi*4096, len(d)); i++ {
-			if d[i] == 0 {
-				continue
-			}
-			x := float64(pre[i])
-			g := 0.5*(1+math.Erf(x/math.Sqrt2)) + x*math.Exp(-0.5*x*x)/math.Sqrt(2*math.Pi)
-			d[i] = float32(float64(d[i]) * g)
-		}
-	})
-}
-
-// attendBackward is the adjoint of attend: given dctx [batch·seq, w], the
-// stacked projections qkv and the probabilities probs attend left in its
-// scores, it writes dqkv [batch·seq, 3w]. The mask is a constant: masked
-// keys have probability 0 and so get no gradient. dp is scratch of
-// len(probs).
-func attendBackward(dqkv, dctx, qkv, probs, dp []float32, batch, seq, w, heads int) {
-	hd := w / heads
-	scale := float32(1 / math.Sqrt(float64(hd)))
-	kernels.Parallel(batch*heads, func(lo, hi int) {
-		for t := lo; t < hi; t++ {
-			b, h := t/heads, t%heads
-			p := probs[t*seq*seq : (t+1)*seq*seq]
-			ds := dp[t*seq*seq : (t+1)*seq*seq]
-			base := qkv[b*seq*3*w:]
-			dbase := dqkv[b*seq*3*w:]
-			dc := dctx[b*seq*w+h*hd:]
-			// ctx = P·v: dP = dctx·vᵀ, dv = Pᵀ·dctx.
-			kernels.Sgemm(false, true, seq, seq, hd, 1, dc, w, base[2*w+h*hd:], 3*w, 0, ds, seq)
-			kernels.Sgemm(true, false, seq, hd, seq, 1, p, seq, dc, w, 0, dbase[2*w+h*hd:], 3*w)
-			// P = softmax(S): dS = P ⊙ (dP - Σ_j P·dP).
-			for i := range seq {
-				pr, dr := p[i*seq:(i+1)*seq], ds[i*seq:(i+1)*seq]
-				var s float64
-				for j, v := range pr {
-					s += float64(v) * float64(dr[j])
-				}
-				sf := float32(s)
-				for j, v := range pr {
-					dr[j] = v * (dr[j] - sf)
-				}
-			}
-			// S = scale·q·kᵀ + mask: dq = scale·dS·k, dk = scale·dSᵀ·q.
-			kernels.Sgemm(false, false, seq, hd, seq, scale, ds, seq, base[w+h*hd:], 3*w, 0, dbase[h*hd:], 3*w)
-			kernels.Sgemm(true, false, seq, hd, seq, scale, ds, seq, base[h*hd:], 3*w, 0, dbase[w+h*hd:], 3*w)
 		}
 	})
 }

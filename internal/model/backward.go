@@ -29,12 +29,13 @@ func (l *Linear) Backward(dx, dy, x []float32, rows int, accumulate bool) {
 		kernels.Sgemm(true, false, l.Out, l.In, rows, 1, dy, l.Out, x, l.In, 1, l.gW, l.In)
 	}
 	if l.gB != nil {
-		colSums(l.gB, dy, rows, l.Out)
+		ColSums(l.gB, dy, rows, l.Out)
 	}
 }
 
-// colSums adds the column sums of m [rows, cols] to dst (in float64).
-func colSums(dst, m []float32, rows, cols int) {
+// ColSums adds the column sums of m [rows, cols] to dst (in float64): the
+// bias gradient of a Linear layer.
+func ColSums(dst, m []float32, rows, cols int) {
 	kernels.Parallel(cols, func(lo, hi int) {
 		for c := lo; c < hi; c++ {
 			var s float64
@@ -118,9 +119,9 @@ func (l *LayerNorm) backward(dx, dy []float32, rows int, tp lnTape) {
 	})
 }
 
-// activationBackward sets d[i] *= act'(pre[i]) for QuickGELU (quick) or the
+// ActivationBackward sets d[i] *= act'(pre[i]) for QuickGELU (quick) or the
 // exact GELU.
-func activationBackward(d, pre []float32, quick bool) {
+func ActivationBackward(d, pre []float32, quick bool) {
 	kernels.Parallel((len(d)+4095)/4096, func(lo, hi int) {
 		for i := lo * 4096; i < min(hi*4096, len(d)); i++ {
 			x := float64(pre[i])
@@ -136,10 +137,10 @@ func activationBackward(d, pre []float32, quick bool) {
 	})
 }
 
-// attendBackward is the adjoint of attend: given dctx [batch·seq, w], the
+// AttendBackward is the adjoint of attend: given dctx [batch·seq, w], the
 // stacked projections qkv and the probabilities probs recorded by attend, it
 // writes dqkv [batch·seq, 3w]. dp is scratch of len(probs).
-func attendBackward(dqkv, dctx, qkv, probs, dp []float32, batch, seq, w, heads int) {
+func AttendBackward(dqkv, dctx, qkv, probs, dp []float32, batch, seq, w, heads int) {
 	hd := w / heads
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	kernels.Parallel(batch*heads, func(lo, hi int) {
@@ -233,7 +234,7 @@ func (blk *Block) backward(dx []float32, tp *blockTape, s *blockScratch) {
 	// x += c_proj(act(c_fc(ln_2(x)))).
 	df := s.df[:rows*hid]
 	blk.MLP.Proj.Backward(df, dx, tp.f, rows, false)
-	activationBackward(df, tp.fpre, blk.MLP.QuickGELU)
+	ActivationBackward(df, tp.fpre, blk.MLP.QuickGELU)
 	dh := s.dh[:rows*w]
 	blk.MLP.FC.Backward(dh, df, tp.h2, rows, false)
 	blk.LN2.backward(dx, dh, rows, tp.ln2)
@@ -241,7 +242,7 @@ func (blk *Block) backward(dx []float32, tp *blockTape, s *blockScratch) {
 	dctx := s.dctx[:rows*w]
 	blk.Attn.Out.Backward(dctx, dx, tp.ctx, rows, false)
 	dqkv := s.dqkv[:rows*3*w]
-	attendBackward(dqkv, dctx, tp.qkv, tp.probs, s.dp[:len(tp.probs)], tp.batch, tp.seq, w, blk.Attn.Heads)
+	AttendBackward(dqkv, dctx, tp.qkv, tp.probs, s.dp[:len(tp.probs)], tp.batch, tp.seq, w, blk.Attn.Heads)
 	blk.Attn.In.Backward(dh, dqkv, tp.h1, rows, false)
 	blk.LN1.backward(dx, dh, rows, tp.ln1)
 }

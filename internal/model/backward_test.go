@@ -190,7 +190,7 @@ func TestActivationBackwardFD(t *testing.T) {
 		for i := range d {
 			d[i] = 1
 		}
-		activationBackward(d, x, quick)
+		ActivationBackward(d, x, quick)
 		for i, v := range x {
 			const h = 1e-6
 			num := (act64([]float64{float64(v) + h}, quick)[0] - act64([]float64{float64(v) - h}, quick)[0]) / (2 * h)
