@@ -2,7 +2,6 @@ package bert
 
 import (
 	"fmt"
-	"math"
 	"sync"
 
 	"github.com/goclip/goclip/internal/kernels"
@@ -106,7 +105,7 @@ type Tape struct {
 	ids        [][]int32
 	batch, seq int
 	mask       []float32
-	emb        lnTape
+	emb        model.LNTape
 	layers     []layerTape
 	hidden     []float32
 }
@@ -116,10 +115,10 @@ type layerTape struct {
 	x          []float32 // layer input (QKV input)
 	qkv, probs []float32
 	ctx        []float32 // attention context (AttnOut input)
-	ln1        lnTape
+	ln1        model.LNTape
 	a          []float32 // attention block output (Intermediate input)
 	mpre, m    []float32 // Intermediate output before and after GELU
-	ln2        lnTape
+	ln2        model.LNTape
 }
 
 // ForwardTrain is Forward recording the activations Backward needs in
@@ -148,7 +147,7 @@ func (e *Encoder) ForwardTrain(ar *model.Arena, hidden []float32, ids [][]int32)
 		return nil, err
 	}
 	h := ar.Get(rows * H)
-	tp.emb = lnForwardTrain(ar, &e.EmbLN, h, x, rows)
+	tp.emb = e.EmbLN.ForwardTrain(ar, h, x, rows)
 	for i := range e.Layers {
 		l := &e.Layers[i]
 		lt := layerTape{x: h}
@@ -161,7 +160,7 @@ func (e *Encoder) ForwardTrain(ar *model.Arena, hidden []float32, ids [][]int32)
 		copy(s1, h)
 		l.AttnOut.forward(s1, lt.ctx, rows, kernels.EpiResidual)
 		lt.a = ar.Get(rows * H)
-		lt.ln1 = lnForwardTrain(ar, &l.AttnLN, lt.a, s1, rows)
+		lt.ln1 = l.AttnLN.ForwardTrain(ar, lt.a, s1, rows)
 		lt.mpre = ar.Get(rows * I)
 		l.Intermediate.Forward(lt.mpre, lt.a, rows)
 		lt.m = ar.Get(rows * I)
@@ -171,7 +170,7 @@ func (e *Encoder) ForwardTrain(ar *model.Arena, hidden []float32, ids [][]int32)
 		copy(s2, lt.a)
 		l.Output.forward(s2, lt.m, rows, kernels.EpiResidual)
 		h = ar.Get(rows * H)
-		lt.ln2 = lnForwardTrain(ar, &l.OutLN, h, s2, rows)
+		lt.ln2 = l.OutLN.ForwardTrain(ar, h, s2, rows)
 		tp.layers = append(tp.layers, lt)
 	}
 	copy(hidden[:rows*H], h)
@@ -230,21 +229,21 @@ func (e *Encoder) Backward(ar *model.Arena, tp *Tape, dHidden []float32) {
 		l, lt, lg := &e.Layers[i], &tp.layers[i], &g.layers[i]
 		// h' = LN2(a + Output(gelu(Intermediate(a)))).
 		clear(ds)
-		lnBackward(&l.OutLN, ds, dx, rows, lt.ln2, lg.outLN)
+		l.OutLN.BackwardInto(ds, dx, rows, lt.ln2, lg.outLN.g, lg.outLN.b)
 		l.Output.backward(dm, ds, lt.m, rows, false, lg.out)
 		model.ActivationBackward(dm, lt.mpre, false)
 		copy(da, ds)
 		l.Intermediate.backward(da, dm, lt.a, rows, true, lg.inter)
 		// a = LN1(x + AttnOut(attention(QKV(x)))).
 		clear(ds)
-		lnBackward(&l.AttnLN, ds, da, rows, lt.ln1, lg.attnLN)
+		l.AttnLN.BackwardInto(ds, da, rows, lt.ln1, lg.attnLN.g, lg.attnLN.b)
 		l.AttnOut.backward(dctx, ds, lt.ctx, rows, false, lg.attnOut)
 		model.AttendBackward(dqkv, dctx, lt.qkv, lt.probs, dp, tp.batch, tp.seq, H, c.Heads)
 		copy(dx, ds)
 		l.QKV.backward(dx, dqkv, lt.x, rows, true, lg.qkv)
 	}
 	clear(ds)
-	lnBackward(&e.EmbLN, ds, dx, rows, tp.emb, g.embLN)
+	e.EmbLN.BackwardInto(ds, dx, rows, tp.emb, g.embLN.g, g.embLN.b)
 	typ := g.typ[:H]
 	for b, row := range tp.ids {
 		for l, id := range row {
@@ -282,75 +281,4 @@ func addTo(dst, src []float32) {
 	for i := range dst {
 		dst[i] += src[i]
 	}
-}
-
-// lnTape is what a LayerNorm backward needs: the normalised input and the
-// reciprocal standard deviation of every row.
-type lnTape struct{ xhat, rstd []float32 }
-
-// lnForwardTrain normalises rows rows of x into y (y may alias x),
-// recording xhat and rstd; statistics are taken in float64.
-func lnForwardTrain(ar *model.Arena, l *model.LayerNorm, y, x []float32, rows int) lnTape {
-	d := l.Dim
-	tp := lnTape{xhat: ar.Get(rows * d), rstd: ar.Get(rows)}
-	kernels.Parallel(rows, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			xr := x[r*d : (r+1)*d]
-			var s float64
-			for _, v := range xr {
-				s += float64(v)
-			}
-			mean := s / float64(d)
-			var q float64
-			for _, v := range xr {
-				t := float64(v) - mean
-				q += t * t
-			}
-			rstd := float32(1 / math.Sqrt(q/float64(d)+float64(l.Eps)))
-			m := float32(mean)
-			xh := tp.xhat[r*d : (r+1)*d]
-			yr := y[r*d : (r+1)*d]
-			for c, v := range xr {
-				h := (v - m) * rstd
-				xh[c] = h
-				yr[c] = h*l.G[c] + l.B[c]
-			}
-			tp.rstd[r] = rstd
-		}
-	})
-	return tp
-}
-
-// lnBackward adds d loss / d x to dx given dy and accumulates the gain and
-// bias gradients into lg. dx must not alias dy.
-func lnBackward(l *model.LayerNorm, dx, dy []float32, rows int, tp lnTape, lg lnGrads) {
-	d := l.Dim
-	kernels.Parallel(rows, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			dyr, xh, dxr := dy[r*d:(r+1)*d], tp.xhat[r*d:(r+1)*d], dx[r*d:(r+1)*d]
-			var s1, s2 float64
-			for c, g := range dyr {
-				t := float64(g) * float64(l.G[c])
-				s1 += t
-				s2 += t * float64(xh[c])
-			}
-			m1, m2 := s1/float64(d), s2/float64(d)
-			rstd := float64(tp.rstd[r])
-			for c, g := range dyr {
-				dxr[c] += float32(rstd * (float64(g)*float64(l.G[c]) - m1 - float64(xh[c])*m2))
-			}
-		}
-	})
-	kernels.Parallel(d, func(lo, hi int) {
-		for c := lo; c < hi; c++ {
-			var sg, sb float64
-			for r := range rows {
-				g := float64(dy[r*d+c])
-				sg += g * float64(tp.xhat[r*d+c])
-				sb += g
-			}
-			lg.g[c] += float32(sg)
-			lg.b[c] += float32(sb)
-		}
-	})
 }

@@ -47,27 +47,32 @@ func ColSums(dst, m []float32, rows, cols int) {
 	})
 }
 
-// lnTape is what LayerNorm's backward needs: the normalised input and the
+// LNTape is what LayerNorm's backward needs: the normalised input and the
 // reciprocal standard deviation of every row.
-type lnTape struct {
+type LNTape struct {
 	xhat, rstd []float32
 }
 
-// forwardTrain is Forward recording xhat and rstd in arena buffers (y may
-// alias x).
-func (l *LayerNorm) forwardTrain(ar *Arena, y, x []float32, rows int) lnTape {
+// ForwardTrain is Forward recording what the backward pass needs in arena
+// buffers (y may alias x). Mean and variance are two-pass float64 sums, so
+// tiny eps (BERT's 1e-12) stay accurate.
+func (l *LayerNorm) ForwardTrain(ar *Arena, y, x []float32, rows int) LNTape {
 	d := l.Dim
-	tp := lnTape{xhat: ar.Get(rows * d), rstd: ar.Get(rows)}
+	tp := LNTape{xhat: ar.Get(rows * d), rstd: ar.Get(rows)}
 	kernels.Parallel(rows, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr := x[r*d : (r+1)*d]
-			var s, q float64
+			var s float64
 			for _, v := range xr {
 				s += float64(v)
-				q += float64(v) * float64(v)
 			}
 			mean := s / float64(d)
-			rstd := float32(1 / math.Sqrt(max(q/float64(d)-mean*mean, 0)+float64(l.Eps)))
+			var q float64
+			for _, v := range xr {
+				t := float64(v) - mean
+				q += t * t
+			}
+			rstd := float32(1 / math.Sqrt(q/float64(d)+float64(l.Eps)))
 			m := float32(mean)
 			xh := tp.xhat[r*d : (r+1)*d]
 			yr := y[r*d : (r+1)*d]
@@ -82,27 +87,33 @@ func (l *LayerNorm) forwardTrain(ar *Arena, y, x []float32, rows int) lnTape {
 	return tp
 }
 
-// backward adds d loss / d x to dx given dy, and accumulates the gain and
-// bias gradients. dx must not alias dy.
-func (l *LayerNorm) backward(dx, dy []float32, rows int, tp lnTape) {
+// backward is BackwardInto with the layer's own gradient buffers.
+func (l *LayerNorm) backward(dx, dy []float32, rows int, tp LNTape) {
+	l.BackwardInto(dx, dy, rows, tp, l.gG, l.gB)
+}
+
+// BackwardInto adds d loss / d x to dx given dy and accumulates the gain
+// and bias gradients into gG and gB (skipped when nil). dx must not alias
+// dy.
+func (l *LayerNorm) BackwardInto(dx, dy []float32, rows int, tp LNTape, gG, gB []float32) {
 	d := l.Dim
 	kernels.Parallel(rows, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			dyr, xh, dxr := dy[r*d:(r+1)*d], tp.xhat[r*d:(r+1)*d], dx[r*d:(r+1)*d]
 			var s1, s2 float64
 			for c, g := range dyr {
-				t := float64(g * l.G[c])
+				t := float64(g) * float64(l.G[c])
 				s1 += t
 				s2 += t * float64(xh[c])
 			}
-			m1, m2 := float32(s1/float64(d)), float32(s2/float64(d))
-			rstd := tp.rstd[r]
+			m1, m2 := s1/float64(d), s2/float64(d)
+			rstd := float64(tp.rstd[r])
 			for c, g := range dyr {
-				dxr[c] += rstd * (g*l.G[c] - m1 - xh[c]*m2)
+				dxr[c] += float32(rstd * (float64(g)*float64(l.G[c]) - m1 - float64(xh[c])*m2))
 			}
 		}
 	})
-	if l.gG == nil {
+	if gG == nil {
 		return
 	}
 	kernels.Parallel(d, func(lo, hi int) {
@@ -113,8 +124,8 @@ func (l *LayerNorm) backward(dx, dy []float32, rows int, tp lnTape) {
 				sg += g * float64(tp.xhat[r*d+c])
 				sb += g
 			}
-			l.gG[c] += float32(sg)
-			l.gB[c] += float32(sb)
+			gG[c] += float32(sg)
+			gB[c] += float32(sb)
 		}
 	})
 }
@@ -175,7 +186,7 @@ func AttendBackward(dqkv, dctx, qkv, probs, dp []float32, batch, seq, w, heads i
 
 // blockTape records one Block's training forward.
 type blockTape struct {
-	ln1, ln2      lnTape
+	ln1, ln2      LNTape
 	h1, h2        []float32 // ln_1 and ln_2 outputs (inputs of in_proj and c_fc)
 	qkv, probs    []float32
 	ctx           []float32 // attention output before out_proj
@@ -193,7 +204,7 @@ func (blk *Block) forwardTrain(ar *Arena, x []float32, batch, seq int, causal bo
 	heads := blk.Attn.Heads
 	tp := &blockTape{batch: batch, seq: seq, causal: causal, width: w, hidden: hid}
 	tp.h1 = ar.Get(rows * w)
-	tp.ln1 = blk.LN1.forwardTrain(ar, tp.h1, x, rows)
+	tp.ln1 = blk.LN1.ForwardTrain(ar, tp.h1, x, rows)
 	tp.qkv = ar.Get(rows * 3 * w)
 	blk.Attn.In.Forward(tp.qkv, tp.h1, rows)
 	tp.ctx = ar.Get(rows * w)
@@ -201,7 +212,7 @@ func (blk *Block) forwardTrain(ar *Arena, x []float32, batch, seq int, causal bo
 	attend(tp.ctx, tp.qkv, tp.probs, batch, seq, w, heads, causal)
 	blk.Attn.Out.forward(x, tp.ctx, rows, kernels.EpiResidual)
 	tp.h2 = ar.Get(rows * w)
-	tp.ln2 = blk.LN2.forwardTrain(ar, tp.h2, x, rows)
+	tp.ln2 = blk.LN2.ForwardTrain(ar, tp.h2, x, rows)
 	tp.fpre = ar.Get(rows * hid)
 	blk.MLP.FC.Forward(tp.fpre, tp.h2, rows)
 	tp.f = ar.Get(rows * hid)

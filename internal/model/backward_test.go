@@ -164,7 +164,7 @@ func TestLayerNormBackwardFD(t *testing.T) {
 			}
 			var ar Arena
 			y := make([]float32, len(x))
-			tp := l.forwardTrain(&ar, y, x, tc.rows)
+			tp := l.ForwardTrain(&ar, y, x, tc.rows)
 			want := layerNorm64(to64(x), to64(l.G), to64(l.B), tc.rows, tc.dim, 1e-5)
 			for i := range y {
 				if math.Abs(float64(y[i])-want[i]) > 1e-5 {

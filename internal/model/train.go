@@ -87,10 +87,10 @@ func (m *Model) AddLogitScaleGrad(dScale float32) {
 type vitTape struct {
 	batch      int
 	patches    []float32
-	lnPre      lnTape
+	lnPre      LNTape
 	blocks     []*blockTape
 	pooled     []float32 // ln_post output [batch, width]
-	lnPost     lnTape
+	lnPost     LNTape
 	seq, width int
 }
 
@@ -118,14 +118,14 @@ func (v *VisionTransformer) forwardTrain(ar *Arena, out, pixels []float32, batch
 			}
 		}
 	}
-	tp.lnPre = v.LNPre.forwardTrain(ar, x, x, batch*seq)
+	tp.lnPre = v.LNPre.ForwardTrain(ar, x, x, batch*seq)
 	tp.blocks = v.Transformer.forwardTrain(ar, x, batch, seq, false)
 	pooled := ar.Get(batch * w)
 	for b := range batch {
 		copy(pooled[b*w:(b+1)*w], x[b*seq*w:b*seq*w+w])
 	}
 	tp.pooled = ar.Get(batch * w)
-	tp.lnPost = v.LNPost.forwardTrain(ar, tp.pooled, pooled, batch)
+	tp.lnPost = v.LNPost.ForwardTrain(ar, tp.pooled, pooled, batch)
 	kernels.MatMul(out[:batch*v.EmbedDim], tp.pooled, v.Proj, batch, v.EmbedDim, w)
 	return tp
 }
@@ -179,7 +179,7 @@ type textTape struct {
 	eot    []int
 	blocks []*blockTape
 	pooled []float32 // ln_final output at the EOT positions [batch, width]
-	lnF    lnTape
+	lnF    LNTape
 }
 
 func (t *TextTransformer) forwardTrain(ar *Arena, out []float32, tokens [][]int32) (*textTape, error) {
@@ -195,7 +195,7 @@ func (t *TextTransformer) forwardTrain(ar *Arena, out []float32, tokens [][]int3
 		copy(pooled[b*w:(b+1)*w], x[(b*L+tp.eot[b])*w:])
 	}
 	tp.pooled = ar.Get(batch * w)
-	tp.lnF = t.LNFinal.forwardTrain(ar, tp.pooled, pooled, batch)
+	tp.lnF = t.LNFinal.ForwardTrain(ar, tp.pooled, pooled, batch)
 	kernels.MatMul(out[:batch*t.EmbedDim], tp.pooled, t.Proj, batch, t.EmbedDim, w)
 	return tp, nil
 }
