@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/goclip/goclip/clip"
 	"github.com/goclip/goclip/internal/server"
 	"github.com/goclip/goclip/internal/video"
 )
@@ -22,17 +21,14 @@ func init() {
 	register("serve", "serve the HTTP API, the Weaviate/immich-compatible endpoints and the web page", runServe)
 }
 
-// openStore opens the index given with --db for searching. It is set by
-// the file that wires in goclip's embedded store; while it is nil, --db is
-// refused.
-var openStore func(path string, m *clip.Model) (server.Searcher, io.Closer, error)
-
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
 	var mf modelFlags
 	mf.register(fs)
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
 	db := fs.String("db", "", "index to search (/v1/search and the web page); its videos (goclip video index) are searched too when ffmpeg is installed")
+	var storeURL string
+	storeFlag(fs, &storeURL)
 	maxBatch := fs.Int("max-batch", server.DefaultMaxBatch, "most inputs merged into one model batch (1 disables batching)")
 	maxWait := fs.Duration("max-wait", server.DefaultMaxWait, "longest an input waits for its batch to fill")
 	queue := fs.Int("queue", server.DefaultMaxQueue, "most inputs waiting per tower before 503 Retry-After")
@@ -51,8 +47,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *maxBatch < 1 || *queue < 1 || *workers < 1 || *maxInputs < 1 {
 		return usagef("--max-batch, --queue, --workers and --max-inputs must be at least 1")
 	}
-	if *db != "" && openStore == nil {
-		return usagef("--db is not available in this build (no store is wired in)")
+	spec, err := storeSpec(*db, storeURL)
+	if err != nil {
+		return err
 	}
 	m, err := mf.load()
 	if err != nil {
@@ -76,22 +73,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *verbose {
 		cfg.Logf = logger.Printf
 	}
-	if *db != "" {
-		searcher, closer, err := openStore(*db, m)
+	if spec != "" {
+		ss, err := openServeStore(ctx, spec, m, logger.Printf)
 		if err != nil {
 			return err
 		}
-		defer closer.Close()
-		cfg.Searcher = searcher
-		if ss, ok := searcher.(storeSearcher); ok {
-			if !ss.photos {
-				cfg.Searcher = nil // videos only
-			}
-			if tools, err := video.FindTools(); err != nil {
-				logger.Printf("video search is off: %v", err)
-			} else {
-				cfg.Videos = storeVideos{video.NewLibrary(ss.st, ss.id, &tools)}
-			}
+		defer ss.close()
+		cfg.Searcher, cfg.NoVideos = ss.searcher, ss.noVideos
+		if ss.videos != nil {
+			cfg.Videos = ss.videos
 		}
 	}
 	srv, err := server.New(cfg)

@@ -95,3 +95,37 @@ func (e *Embedded) Count(_ context.Context, modelID string) (int, error) {
 
 // Close implements Backend.
 func (e *Embedded) Close() error { return e.St.Close() }
+
+// Exact implements Exacter: a brute-force search even above the store's
+// approximate-search threshold.
+func (e *Embedded) Exact(ctx context.Context, modelID string, query []float32, k int) ([]Result, error) {
+	res, err := e.St.Exact(ctx, modelID, query, k)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Result, len(res))
+	for i, r := range res {
+		out[i] = Result{r.Path, r.Score}
+	}
+	return out, nil
+}
+
+// CheckModel implements ModelChecker without writing to the store.
+func (e *Embedded) CheckModel(_ context.Context, modelID string, dim int) error {
+	if _, err := e.St.Count(modelID); err != nil {
+		return err // wraps ErrNoModel and names the models the file holds
+	}
+	infos, err := e.St.Models()
+	if err != nil {
+		return err
+	}
+	for _, mi := range infos {
+		if mi.ID == modelID && mi.Dim != dim {
+			return fmt.Errorf("%s: model %s holds %d-d embeddings, the model gives %d-d: %w", e.St.Path(), modelID, mi.Dim, dim, ErrDimension)
+		}
+	}
+	return nil
+}
+
+// String names the store in messages.
+func (e *Embedded) String() string { return "embedded store " + e.St.Path() }

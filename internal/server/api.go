@@ -249,10 +249,13 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if req.Videos && s.cfg.Videos == nil {
+		if s.cfg.NoVideos != "" {
+			return errorf(http.StatusNotImplemented, "no video moments: %s", s.cfg.NoVideos)
+		}
 		return errorf(http.StatusNotImplemented, "no video index to search: index videos with goclip video index and start goclip serve with --db PATH (ffmpeg needed)")
 	}
 	if s.cfg.Searcher == nil && !req.Videos {
-		return errorf(http.StatusNotImplemented, "no index to search: start goclip serve with --db PATH")
+		return errorf(http.StatusNotImplemented, "no index to search: start goclip serve with --db PATH or --store URL")
 	}
 	ctx := r.Context()
 	var q []float32
@@ -261,11 +264,9 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) error {
 		if *req.Text == "" {
 			return errorf(http.StatusBadRequest, `"text" is empty`)
 		}
-		e, err := s.embedTexts(ctx, []string{*req.Text}, "text")
-		if err != nil {
+		if q, err = s.textQuery(ctx, *req.Text); err != nil {
 			return err
 		}
-		q = e[0]
 	case req.Image != nil:
 		data, err := decodeBase64(*req.Image, "image")
 		if err != nil {

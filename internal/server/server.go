@@ -76,6 +76,9 @@ type Config struct {
 	// Videos, when set, adds video moments to /v1/search and the web
 	// page, and serves frames and files of indexed videos.
 	Videos VideoSearcher
+	// NoVideos, when Videos is nil, says why (e.g. "the weaviate store
+	// holds no videos"): the 501 answer to a video search names it.
+	NoVideos string
 
 	// TextBatch and ImageBatch configure the dynamic batching of each
 	// tower. Zero fields take defaults: MaxBatch 32, MaxWait 5 ms,

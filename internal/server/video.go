@@ -61,6 +61,9 @@ var videoTypes = map[string]string{
 
 func (s *Server) videoPath(r *http.Request) (string, error) {
 	if s.cfg.Videos == nil {
+		if s.cfg.NoVideos != "" {
+			return "", errorf(http.StatusNotImplemented, "no video moments: %s", s.cfg.NoVideos)
+		}
 		return "", errorf(http.StatusNotImplemented, "no video index loaded: index videos with goclip video index and start goclip serve with --db PATH (ffmpeg needed)")
 	}
 	path := r.URL.Query().Get("path")

@@ -1,0 +1,39 @@
+package weaviate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/weaviate/weaviate-go-client/v5/weaviate/fault"
+	"github.com/weaviate/weaviate/entities/models"
+
+	"github.com/goclip/goclip/internal/backend"
+)
+
+// CheckModel implements backend.ModelChecker for goclip search and
+// serve: it reads the class without creating it; a missing class is an
+// error wrapping backend.ErrNoModel, a class of another model or
+// dimension is refused as by EnsureModel.
+func (s *Store) CheckModel(ctx context.Context, modelID string, dim int) error {
+	var cls *models.Class
+	err := s.retry(ctx, "schema read", func(ctx context.Context) error {
+		var err error
+		cls, err = s.client.Schema().ClassGetter().WithClassName(s.cfg.Class).Do(ctx)
+		var fe *fault.WeaviateClientError
+		if errors.As(err, &fe) && fe.StatusCode == 404 {
+			cls, err = nil, nil
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if cls == nil {
+		return fmt.Errorf("weaviate %s: class %s does not exist (index into it first with goclip index --store): %w", s.cfg.Host, s.cfg.Class, backend.ErrNoModel)
+	}
+	return s.checkClass(ctx, cls, modelID, dim)
+}
+
+// String names the store in messages: weaviate://host:port/Class.
+func (s *Store) String() string { return "weaviate://" + s.cfg.Host + "/" + s.cfg.Class }
