@@ -3,7 +3,78 @@ package kernels
 import (
 	"fmt"
 	"math"
+	"sync"
 )
+
+// opTask is one element-wise or row-wise operation split over the pool.
+// Tasks come from opPool, so that a warmed-up forward pass allocates
+// nothing (a closure handed to Parallel would escape to the heap).
+type opTask struct {
+	op         opKind
+	y, x, g, b []float32
+	cols       int
+	eps, s     float32
+	simd       simdLevel
+}
+
+type opKind int
+
+const (
+	opLayerNorm opKind = iota // rows of x into y
+	opSoftmax                 // rows of x
+	opQuickGELU               // x[lo:hi]
+	opGELU                    // x[lo:hi]
+	opAdd                     // y[lo:hi] += x[lo:hi]
+	opScale                   // x[lo:hi] *= s
+)
+
+var opPool = sync.Pool{New: func() any { return new(opTask) }}
+
+// RunRange runs the operation over rows (row-wise ops) or elements lo..hi-1.
+func (t *opTask) RunRange(lo, hi int) {
+	switch t.op {
+	case opLayerNorm:
+		c := t.cols
+		for r := lo; r < hi; r++ {
+			layerNormRow(t.y[r*c:r*c+c], t.x[r*c:r*c+c], t.g, t.b, t.eps)
+		}
+	case opSoftmax:
+		c := t.cols
+		for r := lo; r < hi; r++ {
+			softmaxRow(t.x[r*c:r*c+c], t.simd)
+		}
+	case opQuickGELU:
+		quickGELU(t.x[lo:hi], t.simd)
+	case opGELU:
+		for i, v := range t.x[lo:hi] {
+			t.x[lo+i] = float32(float64(v) * 0.5 * (1 + math.Erf(float64(v)*(1/math.Sqrt2))))
+		}
+	case opAdd:
+		addTo(t.y[lo:hi], t.x[lo:hi])
+	case opScale:
+		s := t.s
+		for i := range t.x[lo:hi] {
+			t.x[lo+i] *= s
+		}
+	}
+}
+
+// runOp runs t over [0, n): inline when work (elements touched) is below
+// ~64K, else on the pool.
+func runOp(n, work int, t opTask) {
+	if n <= 0 {
+		return
+	}
+	if work < 1<<16 {
+		t.RunRange(0, n)
+		return
+	}
+	p := opPool.Get().(*opTask)
+	*p = t
+	parallelTask(n, p)
+	*p = opTask{}
+	opPool.Put(p)
+}
 
 // LayerNorm normalises each of the rows of x[rows,cols] into y (which may
 // be x), with PyTorch's nn.LayerNorm semantics: biased variance and eps
@@ -19,28 +90,7 @@ func LayerNorm(y, x, g, b []float32, rows, cols int, eps float32) {
 	if rows <= 0 || cols <= 0 {
 		return
 	}
-	work := rows * cols
-	Parallel(rowChunks(rows, work), func(lo, hi int) {
-		for r := rowLo(lo, rows, work); r < rowLo(hi, rows, work); r++ {
-			layerNormRow(y[r*cols:r*cols+cols], x[r*cols:r*cols+cols], g, b, eps)
-		}
-	})
-}
-
-// rowChunks and rowLo split rows for Parallel: work below ~64K elements
-// stays on one goroutine.
-func rowChunks(rows, work int) int {
-	if work < 1<<16 {
-		return 1
-	}
-	return rows
-}
-
-func rowLo(i, rows, work int) int {
-	if work < 1<<16 {
-		return i * rows
-	}
-	return i
+	runOp(rows, rows*cols, opTask{op: opLayerNorm, y: y, x: x, g: g, b: b, cols: cols, eps: eps})
 }
 
 func layerNormRow(y, x, g, b []float32, eps float32) {
@@ -114,13 +164,7 @@ func SoftmaxRows(x []float32, rows, cols int) {
 	if rows <= 0 || cols <= 0 {
 		return
 	}
-	simd := current.Load().simd
-	work := rows * cols
-	Parallel(rowChunks(rows, work), func(lo, hi int) {
-		for r := rowLo(lo, rows, work); r < rowLo(hi, rows, work); r++ {
-			softmaxRow(x[r*cols:r*cols+cols], simd)
-		}
-	})
+	runOp(rows, rows*cols, opTask{op: opSoftmax, x: x, cols: cols, simd: current.Load().simd})
 }
 
 // softmaxRowGo is the portable softmax of one row.
@@ -158,8 +202,7 @@ func expShiftSumGo(x []float32, shift float32) float64 {
 
 // QuickGELU applies CLIP's QuickGELU, x·sigmoid(1.702·x), in place.
 func QuickGELU(x []float32) {
-	simd := current.Load().simd
-	parallelChunks(len(x), func(lo, hi int) { quickGELU(x[lo:hi], simd) })
+	runOp(len(x), len(x), opTask{op: opQuickGELU, x: x, simd: current.Load().simd})
 }
 
 func quickGELUGo(x []float32) {
@@ -170,17 +213,13 @@ func quickGELUGo(x []float32) {
 
 // GELU applies the exact GELU, x·½(1+erf(x/√2)), in place (erf in float64).
 func GELU(x []float32) {
-	parallelChunks(len(x), func(lo, hi int) {
-		for i, v := range x[lo:hi] {
-			x[lo+i] = float32(float64(v) * 0.5 * (1 + math.Erf(float64(v)*(1/math.Sqrt2))))
-		}
-	})
+	runOp(len(x), len(x), opTask{op: opGELU, x: x})
 }
 
 // Add sets dst[i] += src[i] for i < len(dst).
 func Add(dst, src []float32) {
 	src = src[:len(dst)]
-	parallelChunks(len(dst), func(lo, hi int) { addTo(dst[lo:hi], src[lo:hi]) })
+	runOp(len(dst), len(dst), opTask{op: opAdd, y: dst, x: src})
 }
 
 func addTo(dst, src []float32) {
@@ -200,22 +239,7 @@ func Axpy(y, x []float32, a float32) {
 
 // Scale sets x[i] *= s.
 func Scale(x []float32, s float32) {
-	parallelChunks(len(x), func(lo, hi int) {
-		for i := range x[lo:hi] {
-			x[lo+i] *= s
-		}
-	})
-}
-
-// parallelChunks runs fn over [0,n) in pieces, on the pool when n is large.
-func parallelChunks(n int, fn func(lo, hi int)) {
-	if n < 1<<16 {
-		if n > 0 {
-			fn(0, n)
-		}
-		return
-	}
-	Parallel(n, fn)
+	runOp(len(x), len(x), opTask{op: opScale, x: x, s: s})
 }
 
 // expf returns e^x in float32 arithmetic (Cephes-style: range reduction by

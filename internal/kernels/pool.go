@@ -5,13 +5,17 @@ import (
 	"sync"
 )
 
-// rangeTask is work over an index range, run by the worker pool.
-type rangeTask interface{ runRange(lo, hi int) }
+// Task is work over an index range, run by the worker pool (see
+// ParallelTask).
+type Task interface{ RunRange(lo, hi int) }
+
+// rangeTask is the pool's name for Task.
+type rangeTask = Task
 
 // funcTask adapts a closure to rangeTask.
 type funcTask func(lo, hi int)
 
-func (f funcTask) runRange(lo, hi int) { f(lo, hi) }
+func (f funcTask) RunRange(lo, hi int) { f(lo, hi) }
 
 // job is one chunk handed to a pool worker.
 type job struct {
@@ -37,7 +41,7 @@ func ensureWorkers(n int) {
 		nWorkers++
 		go func() {
 			for j := range jobs {
-				j.t.runRange(j.lo, j.hi)
+				j.t.RunRange(j.lo, j.hi)
 				j.wg.Done()
 			}
 		}()
@@ -50,8 +54,14 @@ func ensureWorkers(n int) {
 // n runs inline.
 func Parallel(n int, fn func(lo, hi int)) { parallelTask(n, funcTask(fn)) }
 
-// parallelTask is Parallel for a rangeTask: handing the pool a pointer to
-// a reused struct allocates nothing.
+// ParallelTask is Parallel for a Task. A closure handed to Parallel
+// escapes to the heap (the pool's workers hold it); handing ParallelTask a
+// pointer to a reused struct (kept in a sync.Pool, or in the caller's
+// scratch) allocates nothing, which keeps a warmed-up forward pass free of
+// garbage.
+func ParallelTask(n int, t Task) { parallelTask(n, t) }
+
+// parallelTask runs t over [0, n) on the pool and waits for it.
 func parallelTask(n int, t rangeTask) {
 	w := runtime.GOMAXPROCS(0)
 	if w > n {
@@ -59,7 +69,7 @@ func parallelTask(n int, t rangeTask) {
 	}
 	if w <= 1 {
 		if n > 0 {
-			t.runRange(0, n)
+			t.RunRange(0, n)
 		}
 		return
 	}
@@ -72,15 +82,15 @@ func parallelTask(n int, t rangeTask) {
 		select {
 		case jobs <- job{t: t, lo: lo, hi: hi, wg: wg}:
 		default: // queue full: do it here
-			t.runRange(lo, hi)
+			t.RunRange(lo, hi)
 			wg.Done()
 		}
 	}
-	t.runRange(0, min(chunk, n))
+	t.RunRange(0, min(chunk, n))
 	for {
 		select {
 		case j := <-jobs:
-			j.t.runRange(j.lo, j.hi)
+			j.t.RunRange(j.lo, j.hi)
 			j.wg.Done()
 			continue
 		default:

@@ -104,8 +104,8 @@ func (g *gemm) run() {
 	parallelTask(g.pm*g.pn, g)
 }
 
-// runRange computes worker tiles lo..hi-1 of the grid chosen by run.
-func (g *gemm) runRange(lo, hi int) {
+// RunRange computes worker tiles lo..hi-1 of the grid chosen by run.
+func (g *gemm) RunRange(lo, hi int) {
 	mr, nr := g.kern.mr, g.kern.nr
 	mTiles := (g.m + mr - 1) / mr
 	nTiles := (g.n + nr - 1) / nr

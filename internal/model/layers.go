@@ -1,7 +1,6 @@
 package model
 
 import (
-	"math"
 
 	"github.com/goclip/goclip/internal/kernels"
 )
@@ -133,27 +132,7 @@ func (a *Attention) Forward(ar *Arena, y, x []float32, batch, seq int, causal bo
 // stacked projections qkv [batch·seq, 3w] into ctx [batch·seq, w]; scores
 // holds the attention probabilities [batch·heads, seq, seq] afterwards.
 func attend(ctx, qkv, scores []float32, batch, seq, w, heads int, causal bool) {
-	hd := w / heads
-	scale := float32(1 / math.Sqrt(float64(hd)))
-	negInf := float32(math.Inf(-1))
-	kernels.Parallel(batch*heads, func(lo, hi int) {
-		for t := lo; t < hi; t++ {
-			b, h := t/heads, t%heads
-			sc := scores[t*seq*seq : (t+1)*seq*seq]
-			base := qkv[b*seq*3*w:]
-			kernels.Sgemm(false, true, seq, seq, hd, scale, base[h*hd:], 3*w, base[w+h*hd:], 3*w, 0, sc, seq)
-			if causal {
-				for i := range seq {
-					row := sc[i*seq : (i+1)*seq]
-					for j := i + 1; j < seq; j++ {
-						row[j] = negInf
-					}
-				}
-			}
-			kernels.SoftmaxRows(sc, seq, seq)
-			kernels.Sgemm(false, false, seq, hd, seq, 1, sc, seq, base[2*w+h*hd:], 3*w, 0, ctx[b*seq*w+h*hd:], w)
-		}
-	})
+	runPooled[attendTask](&attendPool, batch*heads, attendTask{ctx: ctx, qkv: qkv, scores: scores, seq: seq, w: w, heads: heads, causal: causal})
 }
 
 // MLP is c_fc → (Quick)GELU → c_proj.
@@ -199,41 +178,14 @@ func (blk *Block) forwardPooled(ar *Arena, out, x []float32, batch, seq int, cau
 	rows := batch * seq
 	w := blk.LN1.Dim
 	heads := blk.Attn.Heads
-	hd := w / heads
 	h := ar.Get(rows * w)
 	blk.LN1.Forward(h, x, rows)
 	qkv := ar.Get(rows * 3 * w)
 	blk.Attn.In.Forward(qkv, h, rows)
 	ctx := ar.Get(batch * w)
 	scores := ar.Get(batch * heads * seq)
-	scale := float32(1 / math.Sqrt(float64(hd)))
 	q := ar.Get(batch * w)
-	kernels.Parallel(batch*heads, func(lo, hi int) {
-		for t := lo; t < hi; t++ {
-			b, hh := t/heads, t%heads
-			p := pos[b]
-			n := seq
-			if causal {
-				n = p + 1
-			}
-			base := qkv[b*seq*3*w:]
-			qs := q[b*w+hh*hd : b*w+hh*hd+hd]
-			src := base[p*3*w+hh*hd:]
-			for c := range qs {
-				qs[c] = src[c] * scale
-			}
-			sc := scores[t*seq : t*seq+n]
-			for j := range sc {
-				sc[j] = kernels.Dot(qs, base[j*3*w+w+hh*hd:j*3*w+w+hh*hd+hd])
-			}
-			kernels.SoftmaxRows(sc, 1, n)
-			o := ctx[b*w+hh*hd : b*w+hh*hd+hd]
-			clear(o)
-			for j, pj := range sc {
-				kernels.Axpy(o, base[j*3*w+2*w+hh*hd:], pj)
-			}
-		}
-	})
+	runPooled[pooledAttnTask](&pooledAttnPool, batch*heads, pooledAttnTask{ctx: ctx, qkv: qkv, scores: scores, q: q, pos: pos, seq: seq, w: w, heads: heads, causal: causal})
 	for b := range batch {
 		copy(out[b*w:(b+1)*w], x[(b*seq+pos[b])*w:])
 	}

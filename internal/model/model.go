@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"sync"
 
 	"github.com/goclip/goclip/internal/checkpoint"
@@ -21,7 +22,7 @@ type Model struct {
 	Text       *TextTransformer
 	LogitScale float32 // log-space parameter; the forward uses exp(LogitScale)
 
-	arenas sync.Pool
+	arenas arenaPool
 
 	paramsOnce  sync.Once
 	params      []*Param
@@ -334,11 +335,40 @@ func buildResNet(l *loader, cfg Config) *ModifiedResNet {
 }
 
 func (m *Model) arena() *Arena {
-	if a, ok := m.arenas.Get().(*Arena); ok {
-		a.Reset()
+	a := m.arenas.Get()
+	a.Reset()
+	return a
+}
+
+// arenaPool keeps the activation arenas of finished passes for the next
+// ones. Unlike a sync.Pool it is not emptied by the garbage collector, so
+// a warmed-up model never reallocates its activations; it keeps at most
+// two arenas per thread (concurrent callers beyond that get fresh ones
+// that are dropped afterwards).
+type arenaPool struct {
+	mu   sync.Mutex
+	free []*Arena
+}
+
+// Get returns a free arena, or a new one.
+func (p *arenaPool) Get() *Arena {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		a := p.free[n-1]
+		p.free = p.free[:n-1]
 		return a
 	}
 	return &Arena{}
+}
+
+// Put returns a to the pool.
+func (p *arenaPool) Put(a *Arena) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) < max(4, 2*runtime.GOMAXPROCS(0)) {
+		p.free = append(p.free, a)
+	}
 }
 
 // EncodeImage maps preprocessed pixels [batch, 3, S, S] to unnormalised

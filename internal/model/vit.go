@@ -98,30 +98,8 @@ func (v *VisionTransformer) forward(ar *Arena, out, pixels []float32, batch int,
 // with back set, writes the rows back into their pixels (the adjoint: the
 // patches tile the image exactly once).
 func (v *VisionTransformer) patchify(patches, pixels []float32, batch int, back bool) {
-	p, s := v.PatchSize, v.ImageSize
-	g := s / p
-	np := g * g
-	pd := 3 * p * p
-	kernels.Parallel(batch*np, func(lo, hi int) {
-		for t := lo; t < hi; t++ {
-			b, gi := t/np, t%np
-			gy, gx := gi/g, gi%g
-			pt := patches[t*pd : t*pd+pd]
-			k := 0
-			for c := range 3 {
-				plane := pixels[(b*3+c)*s*s:]
-				for ky := range p {
-					row := plane[(gy*p+ky)*s+gx*p:]
-					if back {
-						copy(row[:p], pt[k:k+p])
-					} else {
-						copy(pt[k:k+p], row[:p])
-					}
-					k += p
-				}
-			}
-		}
-	})
+	g := v.ImageSize / v.PatchSize
+	runPooled[patchTask](&patchPool, batch*g*g, patchTask{patches: patches, pixels: pixels, p: v.PatchSize, s: v.ImageSize, back: back})
 }
 
 // TextTransformer is CLIP's causal text tower, pooled at the end-of-text
