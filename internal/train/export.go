@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/goclip/goclip/internal/checkpoint"
 	"github.com/goclip/goclip/internal/imageproc"
 	"github.com/goclip/goclip/internal/model"
 )
@@ -15,17 +14,15 @@ import (
 // is set, a copy of the tokenizer (vocab.json with its merges.txt, or the
 // BPE file).
 func Export(dir string, m *model.Model, pre imageproc.Options, tokPath string, half bool) error {
-	ts := m.StateDict()
-	if half {
-		var err error
-		if ts, err = F16Tensors(ts); err != nil {
-			return err
-		}
-	}
-	if err := checkpoint.WriteSafetensors(filepath.Join(dir, WeightsFile), ts, map[string]string{"format": "pt"}); err != nil {
-		return err
-	}
-	if err := WriteOpenCLIPConfig(filepath.Join(dir, ConfigFile), m.Config, pre); err != nil {
+	return ExportNetwork(dir, CLIP(m), pre, tokPath, half)
+}
+
+// ExportNetwork writes net as a loadable model directory in its own format
+// (Network.WriteModel: open_clip files for CLIP, a Hugging Face
+// ChineseCLIPModel directory for Chinese-CLIP) and, when tokPath is set, a
+// copy of that tokenizer file (with merges.txt beside a vocab.json).
+func ExportNetwork(dir string, net Network, pre imageproc.Options, tokPath string, half bool) error {
+	if err := net.WriteModel(dir, pre, half); err != nil {
 		return err
 	}
 	if tokPath != "" {
@@ -42,14 +39,16 @@ func Export(dir string, m *model.Model, pre imageproc.Options, tokPath string, h
 // ForwardThroughput measures inference samples/s (both towers, one batch
 // of pixels and tokens run reps times), for comparison with training
 // throughput.
-func ForwardThroughput(m *model.Model, b *Batch, reps int) float64 {
-	dim := m.Config.EmbedDim
+func ForwardThroughput(m Network, b *Batch, reps int) float64 {
+	dim := m.EmbedDim()
 	img := make([]float32, b.N*dim)
 	txt := make([]float32, b.N*dim)
 	start := time.Now()
 	for range reps {
 		m.EncodeImage(img, b.Pixels, b.N, nil)
-		m.EncodeText(txt, b.Tokens, nil)
+		if err := m.EncodeText(txt, b.Tokens, nil); err != nil {
+			return 0
+		}
 	}
 	return float64(reps*b.N) / time.Since(start).Seconds()
 }

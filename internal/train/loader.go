@@ -18,10 +18,12 @@ import (
 // seeded by (seed, epoch, sample), so a batch depends only on its cursor,
 // never on how many goroutines decoded it.
 type Loader struct {
-	Data    Dataset
-	Tok     *tokenizer.Tokenizer
-	Context int               // token context length
-	Pre     imageproc.Options // preprocessing (Size = model image size)
+	Data Dataset
+	// Captions tokenizes captions; when nil, Tok is used at Context.
+	Captions TokenizeFunc
+	Tok      *tokenizer.Tokenizer
+	Context  int               // token context length (with Tok)
+	Pre      imageproc.Options // preprocessing (Size = model image size)
 	// Augment enables open_clip's training crop: RandomResizedCrop with
 	// scale (0.9, 1.0) and ratio (3/4, 4/3), then the model's resize.
 	Augment bool
@@ -49,6 +51,9 @@ type Batch struct {
 	// Skipped lists the samples skipped while filling this batch because
 	// their image was missing or could not be decoded.
 	Skipped []error
+	// Truncated lists the keys of the samples whose caption was cut to
+	// the context length.
+	Truncated []string
 }
 
 // Next returns the n samples that follow cur, skipping (and reporting)
@@ -60,12 +65,14 @@ func (l *Loader) Next(cur Cursor, n int) (*Batch, Cursor, error) {
 	for filled < n {
 		need := n - filled
 		type slot struct {
-			cur Cursor
-			idx int
-			err error
-			pix []float32
-			tok []int32
-			key string
+			cur   Cursor
+			idx   int
+			err   error // the sample is skipped
+			fatal error // the run stops
+			pix   []float32
+			tok   []int32
+			trunc bool
+			key   string
 		}
 		slots := make([]slot, need)
 		for i := range slots {
@@ -89,7 +96,7 @@ func (l *Loader) Next(cur Cursor, n int) (*Batch, Cursor, error) {
 				for i := range next {
 					s := &slots[i]
 					s.pix = make([]float32, 3*size*size)
-					s.key, s.tok, s.err = l.load(s.pix, s.idx, s.cur)
+					s.key, s.tok, s.trunc, s.err, s.fatal = l.load(s.pix, s.idx, s.cur)
 				}
 			}()
 		}
@@ -98,6 +105,11 @@ func (l *Loader) Next(cur Cursor, n int) (*Batch, Cursor, error) {
 		}
 		close(next)
 		wg.Wait()
+		for i := range slots {
+			if err := slots[i].fatal; err != nil {
+				return nil, cur, err
+			}
+		}
 		for i := range slots {
 			s := &slots[i]
 			if s.err != nil {
@@ -112,6 +124,9 @@ func (l *Loader) Next(cur Cursor, n int) (*Batch, Cursor, error) {
 			copy(b.Pixels[filled*3*size*size:], s.pix)
 			b.Tokens[filled] = s.tok
 			b.Keys[filled] = s.key
+			if s.trunc {
+				b.Truncated = append(b.Truncated, s.key)
+			}
 			filled++
 		}
 	}
@@ -130,16 +145,18 @@ func (l *Loader) permutation(epoch int) []int {
 	return l.perm
 }
 
-// load reads, decodes and preprocesses sample idx into pix.
-func (l *Loader) load(pix []float32, idx int, cur Cursor) (string, []int32, error) {
+// load reads, decodes and preprocesses sample idx into pix and tokenizes
+// its caption. err means the sample is to be skipped (its image is
+// unreadable); fatal, that the caption could not be tokenized.
+func (l *Loader) load(pix []float32, idx int, cur Cursor) (key string, tok []int32, truncated bool, err, fatal error) {
 	s := l.Data.Sample(idx)
 	data, err := s.Image()
 	if err != nil {
-		return s.Key, nil, fmt.Errorf("%s: %w", s.Key, err)
+		return s.Key, nil, false, fmt.Errorf("%s: %w", s.Key, err), nil
 	}
 	img, err := imageproc.Decode(bytes.NewReader(data), s.Key, l.Pre)
 	if err != nil {
-		return s.Key, nil, err
+		return s.Key, nil, false, err, nil
 	}
 	o := l.Pre
 	if l.Augment {
@@ -148,10 +165,17 @@ func (l *Loader) load(pix []float32, idx int, cur Cursor) (string, []int32, erro
 		o.ResizeWidth, o.ResizeHeight = o.Size, o.Size
 	}
 	if err := imageproc.PreprocessInto(pix, img, o); err != nil {
-		return s.Key, nil, fmt.Errorf("%s: %w", s.Key, err)
+		return s.Key, nil, false, fmt.Errorf("%s: %w", s.Key, err), nil
 	}
-	tok, _ := l.Tok.Tokenize(s.Caption, l.Context)
-	return s.Key, tok, nil
+	if l.Captions != nil {
+		tok, truncated, err = l.Captions(s.Caption)
+		if err != nil {
+			return s.Key, nil, false, nil, fmt.Errorf("%s: caption %q: %w", s.Key, s.Caption, err)
+		}
+		return s.Key, tok, truncated, nil, nil
+	}
+	tok, truncated = l.Tok.Tokenize(s.Caption, l.Context)
+	return s.Key, tok, truncated, nil, nil
 }
 
 // rect is a crop rectangle in pixels.

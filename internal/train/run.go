@@ -18,15 +18,23 @@ import (
 // RunConfig describes a training run.
 type RunConfig struct {
 	Options
-	Data    Dataset
+	Data Dataset
+	// Net is the network to train, the starting point (fresh or
+	// pretrained); with Resume it must have the checkpoint's kind and
+	// architecture and its weights are replaced. Captions tokenizes the
+	// captions for it.
+	Net      Network
+	Captions TokenizeFunc
+	// Model and Tok are shorthands for a CLIP run: when Net is nil, Net is
+	// CLIP(Model); when Captions is nil, Captions is BPECaptions(Tok) at
+	// the model's context length.
+	Model   *model.Model
 	Tok     *tokenizer.Tokenizer
 	TokPath string // copied into every checkpoint when set
-	Pre     imageproc.Options
-	Augment bool
-	Seed    uint64
-	// Model is the starting point (fresh or pretrained); with Resume it
-	// must have the checkpoint's architecture and its weights are replaced.
-	Model    *model.Model
+	// Pre is the image preprocessing (default: Net.Preprocessing()).
+	Pre      imageproc.Options
+	Augment  bool
+	Seed     uint64
 	Resume   *Saved
 	Replicas int // model copies working on shards of each batch (≥1)
 	// OutDir receives checkpoints/ and the loss curve; SaveEvery is the
@@ -48,6 +56,7 @@ type Result struct {
 	Log           []StepLog
 	Checkpoint    string // last step directory written
 	Skipped       int    // unreadable images skipped
+	Truncated     int    // captions cut to the context length
 	SamplesPerSec float64
 	Elapsed       time.Duration
 }
@@ -60,38 +69,39 @@ func Run(ctx context.Context, rc RunConfig) (*Result, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	if rc.Model == nil || rc.Data == nil || rc.Tok == nil {
+	net := rc.Net
+	if net == nil && rc.Model != nil {
+		net = CLIP(rc.Model)
+	}
+	captions := rc.Captions
+	if captions == nil && rc.Tok != nil && net != nil {
+		captions = BPECaptions(rc.Tok, net.ContextLength())
+	}
+	if net == nil || rc.Data == nil || captions == nil {
 		return nil, errors.New("train: Run needs a model, data and a tokenizer")
 	}
-	cfg := rc.Model.Config
-	rc.EmbedDim = cfg.EmbedDim
+	rc.EmbedDim = net.EmbedDim()
 	if rc.Pre.Size == 0 {
-		rc.Pre = imageproc.DefaultOptions(cfg.Vision.ImageSize)
+		rc.Pre = net.Preprocessing()
 	}
-	if rc.Pre.Size != cfg.Vision.ImageSize {
-		return nil, fmt.Errorf("train: preprocessing size %d differs from the model's image size %d", rc.Pre.Size, cfg.Vision.ImageSize)
+	if rc.Pre.Size != net.ImageSize() {
+		return nil, fmt.Errorf("train: preprocessing size %d differs from the model's image size %d", rc.Pre.Size, net.ImageSize())
 	}
-	st := RunState{Seed: rc.Seed, Replicas: max(rc.Replicas, 1), Arch: cfg.Arch(), Options: rc.Options}
+	st := RunState{Seed: rc.Seed, Replicas: max(rc.Replicas, 1), Arch: net.Arch(), Options: rc.Options}
 	if rc.Resume != nil {
-		if err := rc.Resume.CheckArch(cfg); err != nil {
+		if err := rc.Resume.Check(net); err != nil {
 			return nil, err
 		}
 		prev := rc.Resume.State
 		if prev.Replicas != st.Replicas {
 			logf("note: the checkpoint was trained with %d replicas, this run uses %d: losses will differ in the last bits", prev.Replicas, st.Replicas)
 		}
-		st.Step, st.Cursor, st.Skipped, st.Log, st.Seed = prev.Step, prev.Cursor, prev.Skipped, prev.Log, prev.Seed
-		for _, p := range rc.Model.Params() {
-			t := rc.Resume.Weights.Tensor(p.Name)
-			v, err := t.Float32()
-			if err != nil {
-				return nil, fmt.Errorf("resume: %s: %w", rc.Resume.Dir, err)
-			}
-			copy(p.Value, v)
+		st.Step, st.Cursor, st.Skipped, st.Truncated, st.Log, st.Seed = prev.Step, prev.Cursor, prev.Skipped, prev.Truncated, prev.Log, prev.Seed
+		if err := net.LoadWeights(rc.Resume.Weights); err != nil {
+			return nil, fmt.Errorf("resume: %s: %w", rc.Resume.Dir, err)
 		}
-		rc.Model.AfterUpdate()
 	}
-	nets, err := Replicate(rc.Model, st.Replicas)
+	nets, err := replicate(net, st.Replicas)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +119,7 @@ func Run(ctx context.Context, rc RunConfig) (*Result, error) {
 	if err := os.MkdirAll(ckDir, 0o755); err != nil {
 		return nil, err
 	}
-	loader := &Loader{Data: rc.Data, Tok: rc.Tok, Context: cfg.Text.ContextLength, Pre: rc.Pre, Augment: rc.Augment, Seed: st.Seed}
+	loader := &Loader{Data: rc.Data, Captions: captions, Pre: rc.Pre, Augment: rc.Augment, Seed: st.Seed}
 	accum := max(rc.AccumFreq, 1)
 
 	// Prefetch the next steps' batches while the current one trains; at
@@ -152,7 +162,7 @@ func Run(ctx context.Context, rc RunConfig) (*Result, error) {
 	samples := 0
 	lastSaved := ""
 	save := func() error {
-		d, err := SaveCheckpoint(ckDir, tr, cfg, rc.Pre, st, rc.TokPath)
+		d, err := saveCheckpoint(ckDir, tr, func(dir string) error { return net.WriteModel(dir, rc.Pre, false) }, st, rc.TokPath)
 		if err != nil {
 			return fmt.Errorf("saving checkpoint at step %d: %w", st.Step, err)
 		}
@@ -179,8 +189,14 @@ func Run(ctx context.Context, rc RunConfig) (*Result, error) {
 				logf("skipped: %v", e)
 			}
 			st.Skipped += len(b.Skipped)
+			for _, k := range b.Truncated {
+				if st.Truncated == 0 {
+					logf("note: the caption of %s is longer than %d tokens and was truncated (further truncations are only counted)", k, net.ContextLength())
+				}
+				st.Truncated++
+			}
 		}
-		res.Skipped = st.Skipped
+		res.Skipped, res.Truncated = st.Skipped, st.Truncated
 		l, err := tr.TrainStep(it.micro)
 		if err != nil {
 			msg := "no checkpoint was saved yet"
@@ -211,7 +227,7 @@ func Run(ctx context.Context, rc RunConfig) (*Result, error) {
 			}
 		}
 	}
-	res.Log, res.Checkpoint, res.Skipped = st.Log, lastSaved, st.Skipped
+	res.Log, res.Checkpoint, res.Skipped, res.Truncated = st.Log, lastSaved, st.Skipped, st.Truncated
 	res.Elapsed = time.Since(start)
 	if s := res.Elapsed.Seconds(); s > 0 {
 		res.SamplesPerSec = float64(samples) / s

@@ -28,21 +28,28 @@ const (
 // RunState is everything besides weights and optimiser moments that a
 // resumed run needs to continue exactly.
 type RunState struct {
-	Step     int64     `json:"step"`
-	AdamStep int64     `json:"adam_step"`
-	Cursor   Cursor    `json:"cursor"` // data position after the last step
-	Seed     uint64    `json:"seed"`
-	Replicas int       `json:"replicas"`
-	Skipped  int       `json:"skipped"`
-	Arch     string    `json:"arch"`
-	Options  Options   `json:"options"`
-	Log      []StepLog `json:"log"`
+	Step     int64  `json:"step"`
+	AdamStep int64  `json:"adam_step"`
+	Cursor   Cursor `json:"cursor"` // data position after the last step
+	Seed     uint64 `json:"seed"`
+	Replicas int    `json:"replicas"`
+	Skipped  int    `json:"skipped"`
+	// Truncated counts the captions cut to the context length so far.
+	Truncated int       `json:"truncated,omitempty"`
+	Arch      string    `json:"arch"`
+	Options   Options   `json:"options"`
+	Log       []StepLog `json:"log"`
 }
 
 // Saved is a checkpoint read back by LoadCheckpoint.
 type Saved struct {
-	Dir     string
-	Config  model.Config
+	Dir string
+	// Kind is the kind of model saved: KindCLIP (an open_clip directory,
+	// whose architecture is Config) or KindChineseCLIP (a Hugging Face
+	// ChineseCLIPModel directory; Config is zero).
+	Kind   string
+	Config model.Config
+	// Weights is the state dict as checkpoint.Open returns it.
 	Weights *checkpoint.File
 	Moments *checkpoint.File
 	State   RunState
@@ -93,25 +100,24 @@ func orDefault(s, d string) string {
 // SaveCheckpoint writes the trainer's state as dir/step_NNNNNN (weights in
 // open_clip's safetensors layout with its config, the optimiser moments and
 // run state beside them, and a copy of the tokenizer file when tokPath is
-// set), then points dir/latest at it. It returns the step directory.
+// set), then points dir/latest at it. It returns the step directory. The
+// trainer's master must be a CLIP model of configuration cfg; Run saves
+// any Network through its WriteModel.
 func SaveCheckpoint(dir string, t *Trainer, cfg model.Config, pre imageproc.Options, st RunState, tokPath string) (string, error) {
+	return saveCheckpoint(dir, t, func(sd string) error { return writeCLIP(sd, t.Nets[0], cfg, pre, false) }, st, tokPath)
+}
+
+// saveCheckpoint writes dir/step_NNNNNN: the model through writeModel,
+// the tokenizer file at tokPath (with merges.txt beside a vocab.json) when
+// set, the optimiser moments and run state; then it points dir/latest at
+// it.
+func saveCheckpoint(dir string, t *Trainer, writeModel func(dir string) error, st RunState, tokPath string) (string, error) {
 	name := fmt.Sprintf("step_%06d", st.Step)
 	sd := filepath.Join(dir, name)
 	if err := os.MkdirAll(sd, 0o755); err != nil {
 		return "", err
 	}
-	var weights []*checkpoint.Tensor
-	if sd, ok := t.Nets[0].(interface{ StateDict() []*checkpoint.Tensor }); ok {
-		weights = sd.StateDict() // parameters and buffers (BatchNorm running statistics)
-	} else {
-		for _, p := range t.Nets[0].Params() {
-			weights = append(weights, f32Tensor(p.Name, p.Shape, p.Value))
-		}
-	}
-	if err := checkpoint.WriteSafetensors(filepath.Join(sd, WeightsFile), weights, map[string]string{"format": "pt"}); err != nil {
-		return "", err
-	}
-	if err := WriteOpenCLIPConfig(filepath.Join(sd, ConfigFile), cfg, pre); err != nil {
+	if err := writeModel(sd); err != nil {
 		return "", err
 	}
 	if tokPath != "" {
@@ -152,13 +158,21 @@ func LoadCheckpoint(path string) (*Saved, error) {
 		}
 		path = filepath.Join(path, name)
 	}
-	s := &Saved{Dir: path}
+	s := &Saved{Dir: path, Kind: KindCLIP}
 	var err error
-	if s.Config, _, err = model.ReadOpenCLIPConfig(filepath.Join(path, ConfigFile)); err != nil {
-		return nil, fmt.Errorf("resume: %w", err)
-	}
-	if s.Weights, err = checkpoint.OpenSafetensors(filepath.Join(path, WeightsFile)); err != nil {
-		return nil, fmt.Errorf("resume: %w", err)
+	hfConfig := filepath.Join(path, "config.json")
+	if _, serr := os.Stat(filepath.Join(path, ConfigFile)); serr != nil && isChineseCLIPConfig(hfConfig) {
+		s.Kind = KindChineseCLIP
+		if s.Weights, err = checkpoint.Open(path); err != nil {
+			return nil, fmt.Errorf("resume: %w", err)
+		}
+	} else {
+		if s.Config, _, err = model.ReadOpenCLIPConfig(filepath.Join(path, ConfigFile)); err != nil {
+			return nil, fmt.Errorf("resume: %w", err)
+		}
+		if s.Weights, err = checkpoint.OpenSafetensors(filepath.Join(path, WeightsFile)); err != nil {
+			return nil, fmt.Errorf("resume: %w", err)
+		}
 	}
 	if s.Moments, err = checkpoint.OpenSafetensors(filepath.Join(path, StateFile)); err != nil {
 		return nil, fmt.Errorf("resume: %w", err)
@@ -173,11 +187,50 @@ func LoadCheckpoint(path string) (*Saved, error) {
 	return s, nil
 }
 
-// CheckArch returns a clear error when the checkpoint's architecture is
-// not cfg.
+// isChineseCLIPConfig reports whether path is a Hugging Face config.json
+// of model_type chinese_clip.
+func isChineseCLIPConfig(path string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	var c struct {
+		ModelType string `json:"model_type"`
+	}
+	return json.Unmarshal(b, &c) == nil && c.ModelType == "chinese_clip"
+}
+
+// arch describes the saved architecture.
+func (s *Saved) arch() string {
+	if s.Kind == KindCLIP {
+		return s.Config.Arch()
+	}
+	if s.State.Arch != "" {
+		return s.State.Arch
+	}
+	return s.Kind
+}
+
+// CheckArch returns a clear error when the checkpoint does not hold a CLIP
+// model of architecture cfg.
 func (s *Saved) CheckArch(cfg model.Config) error {
+	if s.Kind != KindCLIP {
+		return fmt.Errorf("resume: checkpoint %s holds a %s model (%s), not the CLIP %s being trained", s.Dir, s.Kind, s.arch(), cfg.Arch())
+	}
 	if err := cfg.CheckShapes(s.Weights); err != nil {
 		return fmt.Errorf("resume: checkpoint %s holds a %s model, not the %s being trained: %w", s.Dir, s.Config.Arch(), cfg.Arch(), err)
+	}
+	return nil
+}
+
+// Check returns a clear error when the checkpoint does not fit net: another
+// kind of model, or other shapes (the error names the tensors).
+func (s *Saved) Check(net Network) error {
+	if s.Kind != net.Kind() {
+		return fmt.Errorf("resume: checkpoint %s holds a %s model (%s), not the %s model (%s) being trained", s.Dir, s.Kind, s.arch(), net.Kind(), net.Arch())
+	}
+	if err := net.CheckWeights(s.Weights); err != nil {
+		return fmt.Errorf("resume: checkpoint %s holds a %s model, not the %s being trained: %w", s.Dir, s.arch(), net.Arch(), err)
 	}
 	return nil
 }

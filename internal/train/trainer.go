@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 
@@ -93,6 +94,9 @@ func NewTrainer(opt Options, nets []Net) (*Trainer, error) {
 	}
 	t := &Trainer{Opt: opt, Nets: nets}
 	master := nets[0].Params()
+	if !slices.ContainsFunc(master, func(p *model.Param) bool { return p.Name == "logit_scale" }) {
+		return nil, errors.New("train: the model has no trainable logit_scale parameter")
+	}
 	for ri, n := range nets {
 		ps := n.Params()
 		if len(ps) != len(master) {
