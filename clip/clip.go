@@ -47,6 +47,34 @@ type Model struct {
 	ctxLen   int
 	scale    float32 // log space
 	kind     string
+	pixels   pixelPool // batch pixel buffers reused by encode
+}
+
+// pixelPool keeps encode's batch pixel buffers for the next call (not
+// emptied by the garbage collector, unlike a sync.Pool; at most a few kept).
+type pixelPool struct {
+	mu   sync.Mutex
+	free [][]float32
+}
+
+func (p *pixelPool) get(n int) []float32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, b := range p.free {
+		if cap(b) >= n {
+			p.free = append(p.free[:i], p.free[i+1:]...)
+			return b[:n]
+		}
+	}
+	return make([]float32, n)
+}
+
+func (p *pixelPool) put(b []float32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) < max(2, runtime.GOMAXPROCS(0)) {
+		p.free = append(p.free, b)
+	}
 }
 
 // towers is what both model kinds (CLIP, Chinese-CLIP) provide.
@@ -493,7 +521,8 @@ func (m *Model) encode(ctx context.Context, n int, prep func(i int, dst []float3
 	ed := m.EmbedDim()
 	out := make([][]float32, n)
 	flat := make([]float32, n*ed)
-	pix := make([]float32, min(n, m.batch)*per)
+	pix := m.pixels.get(min(n, m.batch) * per)
+	defer m.pixels.put(pix)
 	ok := make([]bool, min(n, m.batch))
 	for lo := 0; lo < n; lo += m.batch {
 		if err := ctx.Err(); err != nil {

@@ -84,6 +84,7 @@ func Run(o Options) (Result, error) {
 		flops = cfg.ImageFLOPs()
 	} else {
 		toks := make([][]int32, o.Batch)
+		seq := 0 // positions the forward runs: up to the batch's last end-of-text
 		for i := range toks {
 			row := make([]int32, cfg.Text.ContextLength)
 			row[0] = 49406
@@ -93,9 +94,10 @@ func Run(o Options) (Result, error) {
 			}
 			row[n+1] = 49407
 			toks[i] = row
+			seq = max(seq, n+2)
 		}
 		step = func() error { return m.EncodeText(out, toks, nil) }
-		flops = cfg.TextFLOPs()
+		flops = cfg.TextFLOPsAt(seq)
 	}
 	for range o.Warmup {
 		if err := step(); err != nil {

@@ -130,11 +130,18 @@ func (c Config) ImageFLOPs() float64 {
 	return f
 }
 
-// TextFLOPs returns the floating-point operations of one text.
-func (c Config) TextFLOPs() float64 {
+// TextFLOPs returns the floating-point operations of one text at the full
+// context length (what an engine that always runs every position does).
+func (c Config) TextFLOPs() float64 { return c.TextFLOPsAt(c.Text.ContextLength) }
+
+// TextFLOPsAt returns the floating-point operations goclip spends on one
+// text when a batch runs seq positions (the forward stops after the last
+// end-of-text token of the batch; the causal mask makes later positions
+// irrelevant to the pooled feature).
+func (c Config) TextFLOPsAt(seq int) float64 {
 	t := c.Text
 	w := float64(t.Width)
-	return float64(t.Layers)*blockFLOPs(float64(t.ContextLength), w) + 2*w*float64(c.EmbedDim)
+	return float64(t.Layers)*blockFLOPs(float64(min(seq, t.ContextLength)), w) + 2*w*float64(c.EmbedDim)
 }
 
 func blockFLOPs(seq, w float64) float64 {
