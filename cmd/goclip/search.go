@@ -138,13 +138,22 @@ func openURLBackend(ctx context.Context, spec string, m *clip.Model) (backend.Ba
 	defer cancel()
 	b, err := backend.Open(octx, spec)
 	if err != nil {
-		return nil, "", fmt.Errorf("--store %s: %w", redactSpec(spec), err)
+		return nil, "", storeError(spec, err)
 	}
 	if err := backend.CheckModel(octx, b, id, m.EmbedDim()); err != nil {
 		b.Close()
-		return nil, "", fmt.Errorf("--store %s: %w", redactSpec(spec), err)
+		return nil, "", storeError(spec, err)
 	}
 	return b, id, nil
+}
+
+// storeError makes err name the store URL spec (without its password).
+func storeError(spec string, err error) error {
+	r := redactSpec(spec)
+	if strings.Contains(err.Error(), r) {
+		return err
+	}
+	return fmt.Errorf("--store %s: %w", r, err)
 }
 
 // openSearchBackend loads the model and opens the store of spec for
