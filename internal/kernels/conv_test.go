@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -201,6 +202,41 @@ func TestAvgPoolNHWC(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// BenchmarkConvRN50 times the convolutions of RN50's image tower at batch
+// 1 (NHWC, weights packed), reporting GFLOP/s (and per CPU-second on one
+// thread, robust on a busy machine).
+func BenchmarkConvRN50(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, s := range []struct {
+		name                   string
+		in, out, k, stride, hw int
+	}{
+		{"stem2_32x32x3_112", 32, 32, 3, 1, 112},
+		{"stem3_32x64x3_112", 32, 64, 3, 1, 112},
+		{"l1c1_256x64x1_56", 256, 64, 1, 1, 56},
+		{"l1c2_64x64x3_56", 64, 64, 3, 1, 56},
+		{"l1c3_64x256x1_56", 64, 256, 1, 1, 56},
+		{"l2c2_128x128x3_56", 128, 128, 3, 1, 56},
+		{"l3c2_256x256x3_14", 256, 256, 3, 1, 14},
+		{"l3c1_1024x256x1_14", 1024, 256, 1, 1, 14},
+		{"l4c2_512x512x3_7", 512, 512, 3, 1, 7},
+		{"l4c1_2048x512x1_7", 2048, 512, 1, 1, 7},
+	} {
+		pad := s.k / 2
+		pc := PackConv(randSlice(r, s.out*s.in*s.k*s.k), s.out, s.in, s.k, s.stride, pad)
+		x := randSlice(r, s.hw*s.hw*s.in)
+		oh := pc.OutSize(s.hw)
+		y := make([]float32, oh*oh*s.out)
+		bias := randSlice(r, s.out)
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/threads=%d", s.name, threads), func(b *testing.B) {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads))
+				benchGemm(b, oh*oh, s.out, s.in*s.k*s.k, func() { pc.Forward(y, x, 1, s.hw, s.hw, bias, ConvBiasReLU) })
+			})
 		}
 	}
 }

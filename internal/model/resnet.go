@@ -6,17 +6,20 @@ import (
 	"github.com/goclip/goclip/internal/kernels"
 )
 
-// Conv2d is a bias-carrying convolution (BatchNorm folded in at load) over
-// NCHW tensors, computed as im2col + GEMM. W is [Out, In·K·K].
+// Conv2d is a bias-carrying convolution (BatchNorm folded in at load). W
+// is the folded weight [Out, In, K, K] (PyTorch's layout); the inference
+// forward multiplies by its copy packed once for the GEMM microkernel (see
+// kernels.Conv), on channels-last (NHWC) activations.
 type Conv2d struct {
 	W, B                    []float32
 	In, Out, K, Stride, Pad int
 	// Raw and BN are the unfolded convolution weight [Out, In·K·K] and its
 	// BatchNorm, kept for training (nil for a plain convolution). After
 	// they change, Refold recomputes W and B.
-	Raw  []float32
-	BN   *BatchNorm
-	gRaw []float32 // gradient of Raw (see Model.Params)
+	Raw    []float32
+	BN     *BatchNorm
+	gRaw   []float32 // gradient of Raw (see Model.Params)
+	packed *kernels.Conv
 }
 
 // BatchNorm is a BatchNorm2d (eps 1e-5, momentum 0.1): gain, bias and the
@@ -30,79 +33,35 @@ type BatchNorm struct {
 const bnEps = 1e-5
 
 // Refold recomputes the inference weights W and B from Raw and BN in eval
-// mode (running statistics).
+// mode (running statistics) and packs W for the forward pass.
 func (c *Conv2d) Refold() {
-	if c.Raw == nil || c.BN == nil {
-		return
-	}
-	per := c.In * c.K * c.K
-	for o := range c.Out {
-		s := float64(c.BN.G[o]) / math.Sqrt(float64(c.BN.Var[o])+bnEps)
-		for i := range per {
-			c.W[o*per+i] = float32(float64(c.Raw[o*per+i]) * s)
+	if c.Raw != nil && c.BN != nil {
+		per := c.In * c.K * c.K
+		for o := range c.Out {
+			s := float64(c.BN.G[o]) / math.Sqrt(float64(c.BN.Var[o])+bnEps)
+			for i := range per {
+				c.W[o*per+i] = float32(float64(c.Raw[o*per+i]) * s)
+			}
+			c.B[o] = float32(float64(c.BN.B[o]) - float64(c.BN.Mean[o])*s)
 		}
-		c.B[o] = float32(float64(c.BN.B[o]) - float64(c.BN.Mean[o])*s)
 	}
+	c.packed = kernels.PackConv(c.W, c.Out, c.In, c.K, c.Stride, c.Pad)
 }
 
 // outSize returns the spatial output size for input h.
 func (c *Conv2d) outSize(h int) int { return (h+2*c.Pad-c.K)/c.Stride + 1 }
 
-// Forward convolves x [batch, In, h, w] into y [batch, Out, oh, ow], applying
-// ReLU when relu is set, and returns oh, ow.
-func (c *Conv2d) Forward(ar *Arena, y, x []float32, batch, h, w int, relu bool) (int, int) {
-	oh, ow := c.outSize(h), c.outSize(w)
-	ohw := oh * ow
-	kk := c.In * c.K * c.K
-	var col []float32
-	direct := c.K == 1 && c.Stride == 1 && c.Pad == 0
-	if !direct {
-		col = ar.Get(kk * ohw)
+// forward convolves x [batch, h, w, In] (NHWC) into y [batch, oh, ow, Out]
+// (NHWC) with the fused epilogue epi, and returns oh, ow.
+func (c *Conv2d) forward(y, x []float32, batch, h, w int, epi kernels.ConvEpilogue) (int, int) {
+	if c.packed == nil {
+		panic("model: Conv2d used before Refold")
 	}
-	for b := range batch {
-		xb := x[b*c.In*h*w : (b+1)*c.In*h*w]
-		src := xb
-		if !direct {
-			kernels.Parallel(kk, func(lo, hi int) {
-				for r := lo; r < hi; r++ {
-					ci, ky, kx := r/(c.K*c.K), r/c.K%c.K, r%c.K
-					dst := col[r*ohw : (r+1)*ohw]
-					plane := xb[ci*h*w:]
-					for oy := range oh {
-						iy := oy*c.Stride - c.Pad + ky
-						for ox := range ow {
-							ix := ox*c.Stride - c.Pad + kx
-							v := float32(0)
-							if iy >= 0 && iy < h && ix >= 0 && ix < w {
-								v = plane[iy*w+ix]
-							}
-							dst[oy*ow+ox] = v
-						}
-					}
-				}
-			})
-			src = col
-		}
-		yb := y[b*c.Out*ohw : (b+1)*c.Out*ohw]
-		kernels.MatMul(yb, c.W, src, c.Out, ohw, kk)
-		kernels.Parallel(c.Out, func(lo, hi int) {
-			for o := lo; o < hi; o++ {
-				bias := c.B[o]
-				row := yb[o*ohw : (o+1)*ohw]
-				for i, v := range row {
-					v += bias
-					if relu && v < 0 {
-						v = 0
-					}
-					row[i] = v
-				}
-			}
-		})
-	}
-	return oh, ow
+	return c.packed.Forward(y, x, batch, h, w, c.B, epi)
 }
 
 // avgPool applies AvgPool2d(k) (stride k, no padding) to x [n, h, w] planes.
+// (The training passes work on NCHW planes.)
 func avgPool(y, x []float32, planes, h, w, k int) (int, int) {
 	oh, ow := h/k, w/k
 	inv := float32(k * k)
@@ -126,6 +85,20 @@ func avgPool(y, x []float32, planes, h, w, k int) (int, int) {
 	return oh, ow
 }
 
+// traceNCHW hands trace a copy of the NHWC activation x [batch, h, w, c]
+// in the reference NCHW layout.
+func traceNCHW(trace Tracer, name string, x []float32, batch, c, h, w int) {
+	t := make([]float32, batch*c*h*w)
+	for b := range batch {
+		for p := range h * w {
+			for ci := range c {
+				t[(b*c+ci)*h*w+p] = x[(b*h*w+p)*c+ci]
+			}
+		}
+	}
+	trace(name, t, []int{batch, c, h, w})
+}
+
 // Bottleneck is ModifiedResNet's block: 1×1, 3×3, avgpool(stride), 1×1
 // (expansion 4), with an avgpool + 1×1 downsample on the identity path.
 type Bottleneck struct {
@@ -134,42 +107,36 @@ type Bottleneck struct {
 	Stride              int
 }
 
-// Forward maps x [batch, in, h, w] to y [batch, 4·planes, h/s, w/s].
+// Forward maps x [batch, h, w, in] to y [batch, h/s, w/s, 4·planes] (NHWC).
 func (bn *Bottleneck) Forward(ar *Arena, y, x []float32, batch, h, w int) (int, int) {
 	defer ar.release(ar.mark())
-	planes := bn.Conv1.Out
-	a := ar.Get(batch * planes * h * w)
-	bn.Conv1.Forward(ar, a, x, batch, h, w, true)
-	b := ar.Get(batch * planes * h * w)
-	bn.Conv2.Forward(ar, b, a, batch, h, w, true)
+	planes, in := bn.Conv1.Out, bn.Conv1.In
+	a := ar.Get(batch * h * w * planes)
+	bn.Conv1.forward(a, x, batch, h, w, kernels.ConvBiasReLU)
+	b := ar.Get(batch * h * w * planes)
 	oh, ow := h, w
+	src := b
 	if bn.Stride > 1 {
-		oh, ow = avgPool(a, b, batch*planes, h, w, bn.Stride)
-		a, b = b, a
+		// ReLU fused into the pool that reads the convolution.
+		bn.Conv2.forward(b, a, batch, h, w, kernels.ConvBias)
+		oh, ow = kernels.AvgPoolNHWC(a, b, batch, h, w, planes, bn.Stride, true)
+		src = a
+	} else {
+		bn.Conv2.forward(b, a, batch, h, w, kernels.ConvBiasReLU)
 	}
-	bn.Conv3.Forward(ar, y, b, batch, oh, ow, false)
-	id := x
+	// y = identity, then y = relu(y + conv3(src) + bias).
 	if bn.Down != nil {
-		src := x
-		dh, dw := h, w
+		dsrc := x
 		if bn.Stride > 1 {
-			p := ar.Get(batch * bn.Conv1.In * oh * ow)
-			dh, dw = avgPool(p, x, batch*bn.Conv1.In, h, w, bn.Stride)
-			src = p
+			p := ar.Get(batch * oh * ow * in)
+			kernels.AvgPoolNHWC(p, x, batch, h, w, in, bn.Stride, false)
+			dsrc = p
 		}
-		id = ar.Get(batch * bn.Down.Out * oh * ow)
-		bn.Down.Forward(ar, id, src, batch, dh, dw, false)
+		bn.Down.forward(y, dsrc, batch, oh, ow, kernels.ConvBias)
+	} else {
+		copy(y[:batch*oh*ow*bn.Conv3.Out], x)
 	}
-	n := batch * bn.Conv3.Out * oh * ow
-	kernels.Parallel(n/4096+1, func(lo, hi int) {
-		for i := lo * 4096; i < min(hi*4096, n); i++ {
-			v := y[i] + id[i]
-			if v < 0 {
-				v = 0
-			}
-			y[i] = v
-		}
-	})
+	bn.Conv3.forward(y, src, batch, oh, ow, kernels.ConvResidualReLU)
 	return oh, ow
 }
 
@@ -182,26 +149,25 @@ type AttentionPool struct {
 	gPos       []float32 // gradient (see Model.Params)
 }
 
-// Forward pools x [batch, dim, hw] into out [batch, C.Out].
+// Forward pools x [batch, hw, dim] (NHWC) into out [batch, C.Out].
 func (ap *AttentionPool) Forward(ar *Arena, out, x []float32, batch, hw int, trace Tracer) {
 	d, seq := ap.Dim, hw+1
 	tok := ar.Get(batch * seq * d)
-	for b := range batch {
-		tb := tok[b*seq*d:]
-		xb := x[b*d*hw:]
-		for c := range d {
-			var s float32
-			plane := xb[c*hw : (c+1)*hw]
-			for i, v := range plane {
-				tb[(i+1)*d+c] = v
-				s += v
+	kernels.Parallel(batch, func(lo, hi int) {
+		for b := lo; b < hi; b++ {
+			tb := tok[b*seq*d : (b+1)*seq*d]
+			copy(tb[d:], x[b*hw*d:(b+1)*hw*d])
+			mean := tb[:d]
+			clear(mean)
+			for i := range hw {
+				addTo(mean, tb[(i+1)*d:(i+2)*d])
 			}
-			tb[c] = s / float32(hw)
+			for c := range mean {
+				mean[c] /= float32(hw)
+			}
+			addTo(tb, ap.Pos[:seq*d])
 		}
-		for i := range seq * d {
-			tb[i] += ap.Pos[i]
-		}
-	}
+	})
 	if trace != nil {
 		q0 := make([]float32, batch*d)
 		for b := range batch {
@@ -222,10 +188,11 @@ func (ap *AttentionPool) Forward(ar *Arena, out, x []float32, batch, hw int, tra
 	ctx := ar.Get(batch * d)
 	hd := d / ap.Heads
 	scale := float32(1 / math.Sqrt(float64(hd)))
+	scores := ar.Get(batch * ap.Heads * (seq + hd))
 	kernels.Parallel(batch*ap.Heads, func(lo, hi int) {
-		sc := make([]float32, seq)
-		qs := make([]float32, hd)
 		for t := lo; t < hi; t++ {
+			sc := scores[t*(seq+hd) : t*(seq+hd)+seq]
+			qs := scores[t*(seq+hd)+seq : (t+1)*(seq+hd)]
 			b, h := t/ap.Heads, t%ap.Heads
 			qh := q[b*d+h*hd : b*d+h*hd+hd]
 			for c := range qs {
@@ -271,21 +238,25 @@ type ModifiedResNet struct {
 	EmbedDim  int
 }
 
-// Forward maps pixels [batch, 3, S, S] to features [batch, embed] in out.
+// Forward maps pixels [batch, 3, S, S] (NCHW) to features [batch, embed]
+// in out. The activations in between are channels-last (NHWC).
 func (r *ModifiedResNet) Forward(ar *Arena, out, pixels []float32, batch int, trace Tracer) {
 	h, w := r.ImageSize, r.ImageSize
 	bufSize := func(c, h, w int) int { return batch * c * h * w }
 	a := ar.Get(bufSize(r.Stem[0].Out, r.Stem[0].outSize(h), r.Stem[0].outSize(w)))
-	h, w = r.Stem[0].Forward(ar, a, pixels, batch, h, w, true)
+	if r.Stem[0].packed == nil {
+		panic("model: Conv2d used before Refold")
+	}
+	h, w = r.Stem[0].packed.ForwardNCHW(a, pixels, batch, h, w, r.Stem[0].B, kernels.ConvBiasReLU)
 	b := ar.Get(bufSize(r.Stem[1].Out, h, w))
-	r.Stem[1].Forward(ar, b, a, batch, h, w, true)
+	r.Stem[1].forward(b, a, batch, h, w, kernels.ConvBiasReLU)
 	c := ar.Get(bufSize(r.Stem[2].Out, h, w))
-	r.Stem[2].Forward(ar, c, b, batch, h, w, true)
+	r.Stem[2].forward(c, b, batch, h, w, kernels.ConvBias)
 	ch := r.Stem[2].Out
 	x := ar.Get(bufSize(ch, h/2, w/2))
-	h, w = avgPool(x, c, batch*ch, h, w, 2)
+	h, w = kernels.AvgPoolNHWC(x, c, batch, h, w, ch, 2, true) // ReLU fused
 	if trace != nil {
-		trace("visual/stem", x, []int{batch, ch, h, w})
+		traceNCHW(trace, "visual/stem", x, batch, ch, h, w)
 	}
 	for li := range r.Layers {
 		for bi := range r.Layers[li] {
@@ -295,12 +266,12 @@ func (r *ModifiedResNet) Forward(ar *Arena, out, pixels []float32, batch int, tr
 			h, w = blk.Forward(ar, y, x, batch, h, w)
 			x, ch = y, blk.Conv3.Out
 			if trace != nil && li == 0 && bi == 0 {
-				trace("visual/layer1.0", x, []int{batch, ch, h, w})
+				traceNCHW(trace, "visual/layer1.0", x, batch, ch, h, w)
 			}
 		}
 	}
 	if trace != nil {
-		trace("visual/layer4", x, []int{batch, ch, h, w})
+		traceNCHW(trace, "visual/layer4", x, batch, ch, h, w)
 	}
 	r.Pool.Forward(ar, out, x, batch, h*w, trace)
 }
