@@ -36,6 +36,7 @@ func BenchmarkViTB32ImageBatch32(b *testing.B) { benchTower(b, "ViT-B-32", "imag
 func BenchmarkViTB32TextBatch1(b *testing.B)   { benchTower(b, "ViT-B-32", "text", 1) }
 func BenchmarkViTB32TextBatch32(b *testing.B)  { benchTower(b, "ViT-B-32", "text", 32) }
 func BenchmarkRN50ImageBatch1(b *testing.B)    { benchTower(b, "RN50", "image", 1) }
+func BenchmarkRN50ImageBatch32(b *testing.B)   { benchTower(b, "RN50", "image", 32) }
 
 func TestWriteAndLoadSmall(t *testing.T) {
 	cfg, err := model.Arch("ViT-B-32")
