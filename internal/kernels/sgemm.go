@@ -127,6 +127,7 @@ var gemmPool = sync.Pool{New: func() any { return new(gemm) }}
 
 // runGemm runs the product described by d on a pooled descriptor.
 func runGemm(d gemm) {
+	d.kern = d.kern.forRows(d.m)
 	g := gemmPool.Get().(*gemm)
 	*g = d
 	g.run()
