@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"unsafe"
 )
 
 // File is a loaded checkpoint: named tensors plus the order they appeared in.
@@ -46,6 +47,35 @@ func (f *File) Close() error {
 		}
 	}
 	return first
+}
+
+// Release hints that t's bytes are no longer needed in memory. Where t's
+// Data lies in a memory-mapped file, the pages holding it are dropped from
+// the process's resident set — on Linux with madvise(MADV_DONTNEED), rounded
+// out to whole 2 MiB blocks of the file, since a page fault maps a whole
+// page-cache folio and so maps back parts of neighbouring tensors —
+// so that a loader which copies or packs tensors one at a time never holds
+// the whole file resident beside its copies. Data stays valid: touching it
+// again reads the bytes back from the file (the mapping is private and
+// never written, so what comes back is what was there). Release does
+// nothing for a nil tensor, a tensor held in ordinary memory, or on
+// platforms without the hint.
+func (f *File) Release(t *Tensor) {
+	if f == nil || t == nil || len(t.Data) == 0 {
+		return
+	}
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(t.Data)))
+	for _, m := range f.mappings {
+		if len(m) == 0 {
+			continue
+		}
+		base := uintptr(unsafe.Pointer(unsafe.SliceData(m)))
+		if p >= base && p-base < uintptr(len(m)) && p-base+uintptr(len(t.Data)) <= uintptr(len(m)) {
+			lo := int(p - base)
+			releasePages(m, lo, lo+len(t.Data))
+			return
+		}
+	}
 }
 
 // add appends a tensor, rejecting duplicates.

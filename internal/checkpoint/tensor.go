@@ -71,13 +71,45 @@ func (t *Tensor) NumElements() int {
 // and integer types. The result is always a fresh slice the caller owns.
 func (t *Tensor) Float32() ([]float32, error) {
 	n := t.NumElements()
-	if len(t.Data) != n*t.DType.Size() {
-		return nil, fmt.Errorf("tensor %q: %d bytes for %d elements of %s", t.Name, len(t.Data), n, t.DType)
+	if len(t.Data) != n*t.DType.Size() || t.DType.Size() == 0 {
+		return nil, t.float32Err()
 	}
 	out := make([]float32, n)
-	b := t.Data
+	if err := t.Float32Into(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// float32Err explains why t cannot be converted to float32.
+func (t *Tensor) float32Err() error {
+	switch t.DType {
+	case F32, F16, BF16, F64, I64, I32, I16, I8, U8, Bool:
+		return fmt.Errorf("tensor %q: %d bytes for %d elements of %s", t.Name, len(t.Data), t.NumElements(), t.DType)
+	}
+	return fmt.Errorf("tensor %q: cannot convert %s to float32", t.Name, t.DType)
+}
+
+// Float32Into writes the tensor's values, converted as by Float32, into
+// dst, which must hold exactly NumElements values. It allocates nothing,
+// so a loader can convert tensor after tensor into one reused buffer.
+func (t *Tensor) Float32Into(dst []float32) error {
+	n := t.NumElements()
+	if len(t.Data) != n*t.DType.Size() || t.DType.Size() == 0 {
+		return t.float32Err()
+	}
+	if len(dst) != n {
+		return fmt.Errorf("tensor %q: %d elements into a buffer of %d", t.Name, n, len(dst))
+	}
+	out, b := dst, t.Data
 	switch t.DType {
 	case F32:
+		if littleEndianHost {
+			if n > 0 {
+				copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(out))), 4*n), b)
+			}
+			return nil
+		}
 		for i := range out {
 			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 		}
@@ -114,9 +146,24 @@ func (t *Tensor) Float32() ([]float32, error) {
 			out[i] = float32(b[i])
 		}
 	default:
-		return nil, fmt.Errorf("tensor %q: cannot convert %s to float32", t.Name, t.DType)
+		return t.float32Err()
 	}
-	return out, nil
+	return nil
+}
+
+// Flat returns elements [lo, hi) of t, counted in row-major order, as a
+// 1-D tensor whose Data aliases t's (so Float32Into converts, and
+// File.Release releases, just that part). It returns an error when the
+// range is outside the tensor or t's bytes do not match its shape.
+func (t *Tensor) Flat(lo, hi int) (*Tensor, error) {
+	n, es := t.NumElements(), t.DType.Size()
+	if es == 0 || len(t.Data) != n*es {
+		return nil, t.float32Err()
+	}
+	if lo < 0 || hi < lo || hi > n {
+		return nil, fmt.Errorf("tensor %q: elements [%d, %d) out of range for %d", t.Name, lo, hi, n)
+	}
+	return &Tensor{Name: t.Name, DType: t.DType, Shape: []int{hi - lo}, Data: t.Data[lo*es : hi*es : hi*es]}, nil
 }
 
 // Int64 returns the values of an integer tensor as int64.

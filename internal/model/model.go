@@ -145,7 +145,9 @@ func (l *loader) fail(err error) {
 	}
 }
 
-// get returns the named tensor's values in a slice the caller owns.
+// get returns the named tensor's values in a slice the caller owns. The
+// file's copy of the tensor is released (see checkpoint.File.Release): a
+// loaded checkpoint need not stay resident beside the model built from it.
 func (l *loader) get(name string) []float32 {
 	if l.gen != nil {
 		shape, ok := l.shapes[name]
@@ -162,37 +164,103 @@ func (l *loader) get(name string) []float32 {
 		l.fail(fmt.Errorf("%s: missing tensor %q", l.f.Path, name))
 		return nil
 	}
-	v, err := t.Float32()
+	v, err := copyOut(l.f, t)
 	if err != nil {
 		l.fail(fmt.Errorf("%s: %w", l.f.Path, err))
 	}
 	return v
 }
 
+// copyChunk is how many elements copyOut converts (and then releases) at a
+// time: 1 Mi elements, 4 MiB of F32.
+const copyChunk = 1 << 20
+
+// copyOut converts t to a new float32 slice chunk by chunk on the worker
+// pool, releasing each chunk's pages of the file once converted, so that a
+// large tensor (the 49408×512 token embedding) is never resident twice.
+func copyOut(f *checkpoint.File, t *checkpoint.Tensor) ([]float32, error) {
+	n := t.NumElements()
+	if n <= copyChunk {
+		v, err := t.Float32()
+		f.Release(t)
+		return v, err
+	}
+	if _, err := t.Flat(0, n); err != nil { // bytes that do not match the shape
+		return nil, err
+	}
+	v := make([]float32, n)
+	var mu sync.Mutex
+	var first error
+	kernels.Parallel((n+copyChunk-1)/copyChunk, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			a, b := c*copyChunk, min((c+1)*copyChunk, n)
+			part, err := t.Flat(a, b)
+			if err == nil {
+				err = part.Float32Into(v[a:b])
+			}
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+				return
+			}
+			f.Release(part)
+		}
+	})
+	if first != nil {
+		return nil, first
+	}
+	return v, nil
+}
+
 // view returns the named tensor's values read-only and only until the next
-// view: a zero-copy view of the file's data where possible. It is for
-// weights that are consumed at once (packed).
+// view or release: a zero-copy view of the file's data where possible,
+// else the values converted into a scratch buffer reused from view to view
+// (an F16 checkpoint allocates no per-tensor copies). It is for weights
+// that are consumed at once (packed), after which the caller releases them.
 func (l *loader) view(name string) []float32 {
+	var shape []int
+	var t *checkpoint.Tensor
 	if l.gen != nil {
-		shape, ok := l.shapes[name]
-		if !ok {
+		var ok bool
+		if shape, ok = l.shapes[name]; !ok {
 			l.fail(fmt.Errorf("no tensor %q in the configuration", name))
 			return nil
 		}
-		n := numel(shape)
-		if cap(l.scratch) < n {
-			l.scratch = make([]float32, n)
+	} else {
+		if t = l.f.Tensor(name); t == nil {
+			l.fail(fmt.Errorf("%s: missing tensor %q", l.f.Path, name))
+			return nil
 		}
-		v := l.scratch[:n]
-		l.gen(v, name)
-		return v
-	}
-	if t := l.f.Tensor(name); t != nil {
 		if v, ok := t.Float32View(); ok {
 			return v
 		}
+		shape = t.Shape
 	}
-	return l.get(name)
+	n := numel(shape)
+	if cap(l.scratch) < n {
+		l.scratch = make([]float32, n)
+	}
+	v := l.scratch[:n]
+	if l.gen != nil {
+		l.gen(v, name)
+		return v
+	}
+	if err := t.Float32Into(v); err != nil {
+		l.fail(fmt.Errorf("%s: %w", l.f.Path, err))
+		return nil
+	}
+	return v
+}
+
+// release drops the file's copy of the named tensor from memory once it
+// has been consumed (see checkpoint.File.Release).
+func (l *loader) release(name string) {
+	if l.f != nil {
+		l.f.Release(l.f.Tensor(name))
+	}
 }
 
 func numel(shape []int) int {
@@ -220,6 +288,7 @@ func (l *loader) packed(weight, bias string, in, out int) Linear {
 	if l.err == nil && len(w) == in*out {
 		lin.packed = kernels.PackLinear(w, out, in)
 	}
+	l.release(weight)
 	return lin
 }
 
