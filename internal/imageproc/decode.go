@@ -97,7 +97,30 @@ func safely(fn func() error) (err error) {
 }
 
 func decodeBytes(data []byte, maxPixels int64, goJPEG bool) (*Image, error) {
+	d, err := decodeRaw(data, maxPixels, goJPEG)
+	if err != nil {
+		return nil, err
+	}
+	return d.image(), nil
+}
+
+// decoded is a decoded file before its conversion to an Image.
+type decoded struct {
+	gimg   image.Image
+	format Format
+	cfg    image.Config
+	png    pngInfo
+	gif    gifInfo
+	goJPEG bool
+	data   []byte
+}
+
+// decodeRaw decodes data with the decoder of its format, checking the pixel
+// limit before and after.
+func decodeRaw(data []byte, maxPixels int64, goJPEG bool) (decoded, error) {
+	d := decoded{goJPEG: goJPEG, data: data}
 	format := Sniff(data)
+	d.format = format
 	var configFn func(io.Reader) (image.Config, error)
 	var decodeFn func(io.Reader) (image.Image, error)
 	switch format {
@@ -118,67 +141,124 @@ func decodeBytes(data []byte, maxPixels int64, goJPEG bool) (*Image, error) {
 		configFn, decodeFn = webp.DecodeConfig, webp.Decode
 	default:
 		if len(data) == 0 {
-			return nil, fmt.Errorf("empty file: %w", ErrUnknownFormat)
+			return d, fmt.Errorf("empty file: %w", ErrUnknownFormat)
 		}
-		return nil, ErrUnknownFormat
+		return d, ErrUnknownFormat
 	}
 	var cfg image.Config
 	if err := safely(func() (err error) {
 		cfg, err = configFn(bytes.NewReader(data))
 		return err
 	}); err != nil {
-		return nil, fmt.Errorf("reading %s header: %w", format, err)
+		return d, fmt.Errorf("reading %s header: %w", format, err)
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, fmt.Errorf("%s is %dx%d: %w", format, cfg.Width, cfg.Height, ErrEmpty)
+		return d, fmt.Errorf("%s is %dx%d: %w", format, cfg.Width, cfg.Height, ErrEmpty)
 	}
 	if maxPixels > 0 && int64(cfg.Width)*int64(cfg.Height) > maxPixels {
-		return nil, fmt.Errorf("%s is %dx%d = %d pixels, limit %d: %w",
+		return d, fmt.Errorf("%s is %dx%d = %d pixels, limit %d: %w",
 			format, cfg.Width, cfg.Height, int64(cfg.Width)*int64(cfg.Height), maxPixels, ErrTooLarge)
 	}
-	var info pngInfo
-	var ginfo gifInfo
+	d.cfg = cfg
 	switch format {
 	case FormatPNG:
-		info = parsePNG(data)
+		d.png = parsePNG(data)
 	case FormatGIF:
-		ginfo = parseGIF(data)
+		d.gif = parseGIF(data)
 	}
 	var gimg image.Image
 	if err := safely(func() (err error) {
 		gimg, err = decodeFn(bytes.NewReader(data))
 		return err
 	}); err != nil {
-		return nil, fmt.Errorf("decoding %s: %w", format, err)
+		return d, fmt.Errorf("decoding %s: %w", format, err)
 	}
 	if gimg == nil {
-		return nil, fmt.Errorf("decoding %s: no image", format)
+		return d, fmt.Errorf("decoding %s: no image", format)
 	}
 	b := gimg.Bounds()
 	if b.Dx() <= 0 || b.Dy() <= 0 {
-		return nil, fmt.Errorf("%s decodes to %dx%d: %w", format, b.Dx(), b.Dy(), ErrEmpty)
+		return d, fmt.Errorf("%s decodes to %dx%d: %w", format, b.Dx(), b.Dy(), ErrEmpty)
 	}
 	if maxPixels > 0 && int64(b.Dx())*int64(b.Dy()) > maxPixels {
-		return nil, fmt.Errorf("%s decodes to %dx%d: %w", format, b.Dx(), b.Dy(), ErrTooLarge)
+		return d, fmt.Errorf("%s decodes to %dx%d: %w", format, b.Dx(), b.Dy(), ErrTooLarge)
 	}
-	var img *Image
-	switch format {
-	case FormatPNG:
-		img = fromPNG(gimg, info)
-	case FormatGIF:
-		img = fromGIF(gimg, cfg, ginfo)
-	case FormatBMP:
-		img = fromBMP(gimg)
-	default:
-		img = FromImage(gimg)
-	}
-	switch format {
+	d.gimg = gimg
+	return d, nil
+}
+
+// orientation returns the EXIF orientation recorded in the file (0 if none).
+func (d *decoded) orientation() int {
+	switch d.format {
 	case FormatJPEG:
-		img.Orientation = jpegOrientation(data)
+		return jpegOrientation(d.data)
 	case FormatPNG:
-		img.Orientation = info.orientation
+		return d.png.orientation
 	}
-	return img, nil
+	return 0
+}
+
+// image converts the decoded image to the mode Pillow opens the file in.
+func (d *decoded) image() *Image {
+	var img *Image
+	switch d.format {
+	case FormatPNG:
+		img = fromPNG(d.gimg, d.png)
+	case FormatGIF:
+		img = fromGIF(d.gimg, d.cfg, d.gif)
+	case FormatBMP:
+		img = fromBMP(d.gimg)
+	default:
+		img = FromImage(d.gimg)
+	}
+	img.Orientation = d.orientation()
+	return img
+}
+
+// mode returns the mode image() would give, and false where image() does
+// more than a per-pixel conversion (GIF, BMP, palettes) or the mode is not
+// resampled in 8 bits.
+func (d *decoded) mode() (Mode, bool) {
+	var m Mode
+	switch d.format {
+	case FormatPNG:
+		if !d.png.ok {
+			m = fromImageMode(d.gimg)
+			break
+		}
+		switch d.png.colorType {
+		case 0:
+			if d.png.bitDepth == 1 || d.png.bitDepth == 16 {
+				return "", false
+			}
+			m = ModeL
+		case 2:
+			m = ModeRGB
+		case 4:
+			m = ModeLA
+		case 6:
+			m = ModeRGBA
+		default:
+			return "", false
+		}
+	case FormatGIF, FormatBMP:
+		return "", false
+	case FormatJPEG:
+		if _, ok := d.gimg.(*image.RGBA); ok && !d.goJPEG {
+			// goclip's decoder returns opaque RGBA for colour JPEGs: no
+			// need to scan the alpha channel.
+			m = ModeRGB
+			break
+		}
+		m = fromImageMode(d.gimg)
+	default:
+		m = fromImageMode(d.gimg)
+	}
+	switch m {
+	case ModeRGB, ModeRGBA, ModeL, ModeLA, ModeCMYK:
+		return m, true
+	}
+	return "", false
 }
 
 // ---- PNG ----
@@ -424,22 +504,27 @@ func fromBMP(img image.Image) *Image {
 // *image.Gray16 → I, *image.Paletted → P, *image.CMYK → CMYK, opaque colour
 // images → RGB, others with alpha → RGBA (non-premultiplied).
 func FromImage(img image.Image) *Image {
-	switch m := img.(type) {
+	return convertTo(img, fromImageMode(img))
+}
+
+// fromImageMode is the mode FromImage gives img.
+func fromImageMode(img image.Image) Mode {
+	switch img.(type) {
 	case *image.Gray:
-		return convertTo(m, ModeL)
+		return ModeL
 	case *image.Gray16:
-		return convertTo(m, ModeI)
+		return ModeI
 	case *image.Paletted:
-		return convertTo(m, ModeP)
+		return ModeP
 	case *image.CMYK:
-		return convertTo(m, ModeCMYK)
+		return ModeCMYK
 	case *image.YCbCr:
-		return convertTo(m, ModeRGB)
+		return ModeRGB
 	}
 	if opaque(img) {
-		return convertTo(img, ModeRGB)
+		return ModeRGB
 	}
-	return convertTo(img, ModeRGBA)
+	return ModeRGBA
 }
 
 func opaque(img image.Image) bool {

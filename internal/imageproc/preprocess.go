@@ -96,23 +96,49 @@ func cropRGB(dst []uint8, img *Image, o *Options, parallel bool) error {
 	if err := checkImage(img); err != nil {
 		return err
 	}
+	if o.ApplyEXIF {
+		img = img.Oriented()
+	}
+	return cropSource(dst, img, nil, o, parallel)
+}
+
+// cropSource is cropRGB for either an Image (img) or a view of a decoded Go
+// image (gv, whose mode is an 8-bit resampling mode; nil to use img). 8-bit
+// resampling reads the source in place and uses recycled scratch memory;
+// the other modes (P, 1 and I, unless the HF order converts them to RGB
+// first) and nearest-neighbour resizing go through resizeRegion.
+func cropSource(dst []uint8, img *Image, gv *view, o *Options, parallel bool) error {
 	f, err := parseFilter(o.Interpolation)
 	if err != nil {
 		return err
 	}
-	if o.ApplyEXIF {
-		img = img.Oriented()
+	var v view
+	ok := false
+	if gv != nil {
+		v, ok = *gv, true
+	} else {
+		v, ok = imageView(img, o.HFOrder)
 	}
-	if o.HFOrder && img.Mode != ModeRGB {
-		full := region{0, 0, img.Width, img.Height}
-		rgb := make([]uint8, img.Width*img.Height*3)
-		toRGB(rgb, img.Width*3, img, full)
-		img = &Image{Mode: ModeRGB, Width: img.Width, Height: img.Height, Pix: rgb}
+	if ok && f == filterNearest {
+		// Rare: materialise the image and take the nearest-neighbour path.
+		ok = false
+		if gv != nil {
+			img = convertTo(gv.gimg, gv.mode)
+		}
+	}
+	w, h := v.w, v.h
+	if !ok {
+		w, h = img.Width, img.Height
+		if o.HFOrder && img.Mode != ModeRGB {
+			rgb := make([]uint8, w*h*3)
+			toRGB(rgb, w*3, img, region{0, 0, w, h})
+			img = &Image{Mode: ModeRGB, Width: w, Height: h, Pix: rgb}
+		}
 	}
 	n := o.Size
-	outW, outH := ResizedSize(img.Width, img.Height, *o)
+	outW, outH := ResizedSize(w, h, *o)
 	if outW <= 0 || outH <= 0 {
-		return fmt.Errorf("imageproc: %dx%d image resizes to %dx%d", img.Width, img.Height, outW, outH)
+		return fmt.Errorf("imageproc: %dx%d image resizes to %dx%d", w, h, outW, outH)
 	}
 	left := CropOffset(outW, n, o.HFOrder)
 	top := CropOffset(outH, n, o.HFOrder)
@@ -123,66 +149,58 @@ func cropRGB(dst []uint8, img *Image, o *Options, parallel bool) error {
 	if r.w() <= 0 || r.h() <= 0 {
 		return nil
 	}
-	part := resizeRegion(img, outW, outH, f, r, parallel)
 	off := ((r.y0-top)*n + (r.x0 - left)) * 3
-	toRGB(dst[off:], n*3, part, region{0, 0, part.Width, part.Height})
+	if !ok {
+		part := resizeRegion(img, outW, outH, f, r, parallel)
+		toRGB(dst[off:], n*3, part, region{0, 0, part.Width, part.Height})
+		return nil
+	}
+	nch := v.nch
+	if outW == w && outH == h {
+		// No resize: convert the crop's rows straight into dst.
+		// Without a resize nothing is premultiplied: the stored values
+		// are kept.
+		v.premul = false
+		buf := getBytes(r.w() * nch)
+		for y := r.y0; y < r.y1; y++ {
+			s := v.packedRow(y, r.x0, r.x1, *buf)
+			rowToRGB(dst[off+(y-r.y0)*n*3:], s, nil, v.mode, nil)
+		}
+		putBytes(buf)
+		return nil
+	}
+	var cx, cy *coeffs
+	if outW != w {
+		cx = getCoeffs(w, outW, f, r.x0, r.x1)
+	}
+	if outH != h {
+		cy = getCoeffs(h, outH, f, r.y0, r.y1)
+	}
+	rowLen := r.w() * nch
+	partBuf := getBytes(r.h() * rowLen)
+	part := *partBuf
+	resample8(part, &v, cx, cy, r, parallel)
+	if v.premul {
+		unpremultiply(part, nch)
+	}
+	for y := 0; y < r.h(); y++ {
+		rowToRGB(dst[off+y*n*3:], part[y*rowLen:(y+1)*rowLen], nil, v.mode, nil)
+	}
+	putBytes(partBuf)
 	return nil
 }
 
 // toRGB writes the rectangle r of img as RGB bytes to dst, rows stride
-// bytes apart, following Pillow's convert('RGB'): alpha dropped, palette
-// looked up (transparency ignored), grey replicated, I clipped to 0..255,
-// CMYK via Pillow's cmyk2rgb.
+// bytes apart (see rowToRGB).
 func toRGB(dst []uint8, stride int, img *Image, r region) {
 	nch := img.Mode.Channels()
 	for y := r.y0; y < r.y1; y++ {
 		d := dst[(y-r.y0)*stride : (y-r.y0)*stride+r.w()*3]
 		if img.Mode == ModeI {
-			s := img.Pix32[y*img.Width+r.x0 : y*img.Width+r.x1]
-			for x, v := range s {
-				u := uint8(min(max(v, 0), 255))
-				d[3*x], d[3*x+1], d[3*x+2] = u, u, u
-			}
+			rowToRGB(d, nil, img.Pix32[y*img.Width+r.x0:y*img.Width+r.x1], img.Mode, nil)
 			continue
 		}
-		s := img.Pix[(y*img.Width+r.x0)*nch : (y*img.Width+r.x1)*nch]
-		switch img.Mode {
-		case ModeRGB:
-			copy(d, s)
-		case ModeRGBA:
-			for x := 0; x < r.w(); x++ {
-				d[3*x], d[3*x+1], d[3*x+2] = s[4*x], s[4*x+1], s[4*x+2]
-			}
-		case ModeL, Mode1:
-			for x, v := range s {
-				d[3*x], d[3*x+1], d[3*x+2] = v, v, v
-			}
-		case ModeLA:
-			for x := 0; x < r.w(); x++ {
-				v := s[2*x]
-				d[3*x], d[3*x+1], d[3*x+2] = v, v, v
-			}
-		case ModeP:
-			for x, v := range s {
-				var c [3]uint8
-				if int(v) < len(img.Palette) {
-					c = img.Palette[v]
-				} else {
-					// Pillow's palettes start as a grey ramp.
-					c = [3]uint8{v, v, v}
-				}
-				d[3*x], d[3*x+1], d[3*x+2] = c[0], c[1], c[2]
-			}
-		case ModeCMYK:
-			for x := 0; x < r.w(); x++ {
-				q := s[4*x : 4*x+4]
-				nk := 255 - int32(q[3])
-				for c := 0; c < 3; c++ {
-					v := nk - int32(muldiv255(uint32(q[c]), uint32(nk)))
-					d[3*x+c] = uint8(min(max(v, 0), 255))
-				}
-			}
-		}
+		rowToRGB(d, img.Pix[(y*img.Width+r.x0)*nch:(y*img.Width+r.x1)*nch], nil, img.Mode, img.Palette)
 	}
 }
 
@@ -209,14 +227,15 @@ func PreprocessInto(dst []float32, img *Image, o Options) error {
 
 func preprocessInto(dst []float32, img *Image, o *Options, parallel bool) error {
 	n := o.Size
-	if len(dst) != 3*n*n {
-		return fmt.Errorf("imageproc: output has %d values, want 3×%d×%d = %d", len(dst), n, n, 3*n*n)
-	}
-	crop := make([]uint8, n*n*3)
-	if err := cropRGB(crop, img, o, parallel); err != nil {
+	if err := checkOutput(dst, n); err != nil {
 		return err
 	}
-	Normalize(dst, crop, *o)
+	crop := getBytes(n * n * 3)
+	defer putBytes(crop)
+	if err := cropRGB(*crop, img, o, parallel); err != nil {
+		return err
+	}
+	Normalize(dst, *crop, *o)
 	return nil
 }
 
@@ -282,14 +301,7 @@ func PreprocessFiles(paths []string, o Options) ([]float32, error) {
 	out := make([]float32, len(paths)*per)
 	errs := make([]error, len(paths))
 	forEach(len(paths), func(i int) {
-		img, err := LoadFile(paths[i], o)
-		if err == nil {
-			err = preprocessInto(out[i*per:(i+1)*per], img, &o, false)
-			if err != nil {
-				err = fmt.Errorf("%s: %w", paths[i], err)
-			}
-		}
-		errs[i] = err
+		errs[i] = preprocessFile(out[i*per:(i+1)*per], paths[i], &o, false)
 	})
 	return out, errors.Join(errs...)
 }

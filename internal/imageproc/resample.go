@@ -3,7 +3,6 @@ package imageproc
 import (
 	"fmt"
 	"math"
-	"runtime"
 	"strings"
 	"sync"
 )
@@ -260,28 +259,15 @@ func roundUp(f float64) int32 {
 	return int32(f - 0.5)
 }
 
-// parallelRows runs fn over [0, n) in chunks on up to GOMAXPROCS goroutines
-// when parallel is set and the work (an estimate of inner-loop steps) is
-// large enough to be worth it; otherwise inline.
-func parallelRows(parallel bool, n int, work int, fn func(lo, hi int)) {
-	p := runtime.GOMAXPROCS(0)
-	if !parallel || p < 2 || n < 2 || work < 1<<20 {
-		fn(0, n)
-		return
-	}
-	if p > n {
-		p = n
-	}
-	var wg sync.WaitGroup
-	for i := 0; i < p; i++ {
-		lo, hi := n*i/p, n*(i+1)/p
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
-	}
-	wg.Wait()
+// funcTask adapts a function to rowTask (for the rarely used paths that
+// may allocate).
+type funcTask func(lo, hi int)
+
+func (f funcTask) run(_, lo, hi int) { f(lo, hi) }
+
+// parallelFunc is parallelRows for a plain function.
+func parallelFunc(parallel bool, n, work int, fn func(lo, hi int)) {
+	parallelRows(parallel, n, work, funcTask(fn), 0)
 }
 
 // region is a rectangle [x0, x1) × [y0, y1) of a resized image.
@@ -289,45 +275,6 @@ type region struct{ x0, y0, x1, y1 int }
 
 func (r region) w() int { return r.x1 - r.x0 }
 func (r region) h() int { return r.y1 - r.y0 }
-
-// resizeRegion returns the part r of img resized to outW×outH as Pillow's
-// Image.resize((outW, outH), filter) would compute it, in img's mode. Only
-// the requested pixels are computed; each is bit-identical to the full
-// resize. r must lie inside [0, outW) × [0, outH) and be non-empty.
-func resizeRegion(img *Image, outW, outH int, f filterID, r region, parallel bool) *Image {
-	if outW == img.Width && outH == img.Height {
-		return subImage(img, r)
-	}
-	if img.Mode == ModeP || img.Mode == Mode1 {
-		f = filterNearest
-	}
-	if f == filterNearest {
-		return resizeNearest(img, outW, outH, r)
-	}
-	var cx, cy *coeffs
-	if outW != img.Width {
-		cx = getCoeffs(img.Width, outW, f, r.x0, r.x1)
-	}
-	if outH != img.Height {
-		cy = getCoeffs(img.Height, outH, f, r.y0, r.y1)
-	}
-	out := &Image{Mode: img.Mode, Width: r.w(), Height: r.h(), Palette: img.Palette}
-	if img.Mode == ModeI {
-		out.Pix32 = resample32(img.Pix32, img.Width, cx, cy, r, parallel)
-		return out
-	}
-	nch := img.Mode.Channels()
-	src := img.Pix
-	premul := img.Mode == ModeRGBA || img.Mode == ModeLA
-	if premul {
-		src = premultiply(src, nch, parallel)
-	}
-	out.Pix = resample8(src, img.Width, nch, cx, cy, r, parallel)
-	if premul {
-		unpremultiply(out.Pix, nch)
-	}
-	return out
-}
 
 // subImage copies the rectangle r of img.
 func subImage(img *Image, r region) *Image {
@@ -369,132 +316,6 @@ func rowsNeeded(cy *coeffs, y0, y1 int) (int, int) {
 	return lo, hi
 }
 
-// resample8 is Pillow's 8-bit two-pass resampler restricted to region r.
-// src is srcW pixels wide with nch interleaved channels.
-func resample8(src []uint8, srcW, nch int, cx, cy *coeffs, r region, parallel bool) []uint8 {
-	rlo, rhi := rowsNeeded(cy, r.y0, r.y1)
-	// Horizontal pass into tmp: rows [rlo, rhi), columns r.x0..r.x1.
-	var tmp []uint8
-	var tmpStride, colOff int
-	if cx != nil {
-		ow := r.w()
-		tmpStride = ow * nch
-		tmp = make([]uint8, (rhi-rlo)*tmpStride)
-		work := (rhi - rlo) * ow * cx.ksize * nch
-		parallelRows(parallel, rhi-rlo, work, func(lo, hi int) {
-			for y := lo; y < hi; y++ {
-				hpass8(tmp[y*tmpStride:(y+1)*tmpStride], src[(y+rlo)*srcW*nch:(y+rlo+1)*srcW*nch], nch, cx, r.x0, r.x1)
-			}
-		})
-	} else {
-		tmp = src[rlo*srcW*nch:]
-		tmpStride = srcW * nch
-		colOff = r.x0 * nch
-	}
-	if cy == nil {
-		if cx != nil {
-			return tmp
-		}
-		out := make([]uint8, r.w()*r.h()*nch)
-		for y := 0; y < r.h(); y++ {
-			copy(out[y*r.w()*nch:(y+1)*r.w()*nch], tmp[y*tmpStride+colOff:])
-		}
-		return out
-	}
-	rowLen := r.w() * nch
-	out := make([]uint8, r.h()*rowLen)
-	work := r.h() * rowLen * cy.ksize
-	parallelRows(parallel, r.h(), work, func(lo, hi int) {
-		acc := make([]int32, rowLen)
-		for yy := lo; yy < hi; yy++ {
-			j := yy + r.y0 - cy.lo
-			for i := range acc {
-				acc[i] = 1 << (precisionBits - 1)
-			}
-			k := cy.wi[j*cy.ksize : j*cy.ksize+cy.n[j]]
-			for t, w := range k {
-				row := tmp[(cy.min[j]+t-rlo)*tmpStride+colOff:]
-				row = row[:rowLen]
-				for i, p := range row {
-					acc[i] += int32(p) * w
-				}
-			}
-			o := out[yy*rowLen : (yy+1)*rowLen]
-			for i, a := range acc {
-				o[i] = clip8(a)
-			}
-		}
-	})
-	return out
-}
-
-// hpass8 resamples one row horizontally into dst for outputs [x0, x1).
-func hpass8(dst, row []uint8, nch int, cx *coeffs, x0, x1 int) {
-	const half = 1 << (precisionBits - 1)
-	ks := cx.ksize
-	switch nch {
-	case 1:
-		for xx := x0; xx < x1; xx++ {
-			j := xx - cx.lo
-			k := cx.wi[j*ks : j*ks+cx.n[j]]
-			p := row[cx.min[j]:]
-			p = p[:len(k)]
-			s := int32(half)
-			for t, w := range k {
-				s += int32(p[t]) * w
-			}
-			dst[xx-x0] = clip8(s)
-		}
-	case 2:
-		for xx := x0; xx < x1; xx++ {
-			j := xx - cx.lo
-			k := cx.wi[j*ks : j*ks+cx.n[j]]
-			p := row[cx.min[j]*2:]
-			p = p[:2*len(k)]
-			s0, s1 := int32(half), int32(half)
-			for t, w := range k {
-				s0 += int32(p[2*t]) * w
-				s1 += int32(p[2*t+1]) * w
-			}
-			o := dst[(xx-x0)*2:]
-			o[0], o[1] = clip8(s0), clip8(s1)
-		}
-	case 3:
-		for xx := x0; xx < x1; xx++ {
-			j := xx - cx.lo
-			k := cx.wi[j*ks : j*ks+cx.n[j]]
-			p := row[cx.min[j]*3:]
-			p = p[:3*len(k)]
-			s0, s1, s2 := int32(half), int32(half), int32(half)
-			for t, w := range k {
-				q := p[3*t : 3*t+3]
-				s0 += int32(q[0]) * w
-				s1 += int32(q[1]) * w
-				s2 += int32(q[2]) * w
-			}
-			o := dst[(xx-x0)*3:]
-			o[0], o[1], o[2] = clip8(s0), clip8(s1), clip8(s2)
-		}
-	default:
-		for xx := x0; xx < x1; xx++ {
-			j := xx - cx.lo
-			k := cx.wi[j*ks : j*ks+cx.n[j]]
-			p := row[cx.min[j]*4:]
-			p = p[:4*len(k)]
-			s0, s1, s2, s3 := int32(half), int32(half), int32(half), int32(half)
-			for t, w := range k {
-				q := p[4*t : 4*t+4]
-				s0 += int32(q[0]) * w
-				s1 += int32(q[1]) * w
-				s2 += int32(q[2]) * w
-				s3 += int32(q[3]) * w
-			}
-			o := dst[(xx-x0)*4:]
-			o[0], o[1], o[2], o[3] = clip8(s0), clip8(s1), clip8(s2), clip8(s3)
-		}
-	}
-}
-
 // resample32 is Pillow's mode-I resampler (double weights, each pass
 // rounded to int32) restricted to region r.
 func resample32(src []int32, srcW int, cx, cy *coeffs, r region, parallel bool) []int32 {
@@ -505,7 +326,7 @@ func resample32(src []int32, srcW int, cx, cy *coeffs, r region, parallel bool) 
 		ow := r.w()
 		tmpStride = ow
 		tmp = make([]int32, (rhi-rlo)*ow)
-		parallelRows(parallel, rhi-rlo, (rhi-rlo)*ow*cx.ksize, func(lo, hi int) {
+		parallelFunc(parallel, rhi-rlo, (rhi-rlo)*ow*cx.ksize, func(lo, hi int) {
 			for y := lo; y < hi; y++ {
 				row := src[(y+rlo)*srcW : (y+rlo+1)*srcW]
 				d := tmp[y*ow : (y+1)*ow]
@@ -538,7 +359,7 @@ func resample32(src []int32, srcW int, cx, cy *coeffs, r region, parallel bool) 
 	}
 	ow := r.w()
 	out := make([]int32, r.h()*ow)
-	parallelRows(parallel, r.h(), r.h()*ow*cy.ksize, func(lo, hi int) {
+	parallelFunc(parallel, r.h(), r.h()*ow*cy.ksize, func(lo, hi int) {
 		acc := make([]float64, ow)
 		for yy := lo; yy < hi; yy++ {
 			j := yy + r.y0 - cy.lo
@@ -625,25 +446,6 @@ func resizeNearest(img *Image, outW, outH int, r region) *Image {
 func muldiv255(a, b uint32) uint32 {
 	t := a*b + 128
 	return ((t >> 8) + t) >> 8
-}
-
-// premultiply converts RGBA → RGBa or LA → La (Pillow's rgbA2rgba/lA2la):
-// the last channel is alpha.
-func premultiply(src []uint8, nch int, parallel bool) []uint8 {
-	dst := make([]uint8, len(src))
-	n := len(src) / nch
-	parallelRows(parallel, n, len(src), func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			p := src[i*nch : i*nch+nch]
-			d := dst[i*nch : i*nch+nch]
-			a := uint32(p[nch-1])
-			for c := 0; c < nch-1; c++ {
-				d[c] = uint8(muldiv255(uint32(p[c]), a))
-			}
-			d[nch-1] = p[nch-1]
-		}
-	})
-	return dst
 }
 
 // unpremultiply converts RGBa → RGBA or La → LA in place (Pillow's
