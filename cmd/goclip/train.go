@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,7 +21,7 @@ import (
 )
 
 func init() {
-	register("train", "train or fine-tune a CLIP model (open_clip recipe; CSV or WebDataset data)", runTrain)
+	register("train", "train or fine-tune a CLIP or Chinese-CLIP model (open_clip recipe; CSV or WebDataset data)", runTrain)
 }
 
 func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -29,7 +30,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	imgKey := fs.String("csv-img-key", "filepath", "CSV column with the image path (relative paths are relative to the CSV)")
 	capKey := fs.String("csv-caption-key", "caption", "CSV column with the caption")
 	sep := fs.String("csv-separator", ",", "CSV field separator")
-	modelPath := fs.String("model", "", "fine-tune from this checkpoint (any format goclip loads)")
+	modelPath := fs.String("model", "", "fine-tune from this checkpoint (any format goclip loads, Chinese-CLIP included)")
 	modelCfg := fs.String("model-config", "", "train from scratch: an open_clip model config JSON")
 	tokPath := fs.String("tokenizer", os.Getenv(tokenizer.EnvTokenizer), "tokenizer (default: next to --model/--resume, then $GOCLIP_TOKENIZER)")
 	resume := fs.String("resume", "", "resume from a checkpoint: a step directory or a run's checkpoints/ directory")
@@ -71,14 +72,16 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	sepRune, _ := utf8.DecodeRuneInString(*sep)
 
-	// The model to train, its tokenizer and preprocessing.
+	// The model to train, its caption tokenizer and preprocessing.
 	var (
-		net    *model.Model
-		tok    *tokenizer.Tokenizer
-		tokSrc string
-		pre    imageproc.Options
-		saved  *train.Saved
-		err    error
+		net      train.Network
+		clipNet  *model.Model // net's model when it is CLIP
+		captions train.TokenizeFunc
+		tok      *tokenizer.Tokenizer
+		tokSrc   string
+		pre      imageproc.Options
+		saved    *train.Saved
+		err      error
 	)
 	resolveTok := func(dir string) error {
 		p := *tokPath
@@ -95,36 +98,60 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		tok, err = tokenizer.Load(p)
 		return err
 	}
+	// useLoaded trains a model clip.Load read: Chinese-CLIP with its
+	// WordPiece tokenizer, CLIP with its BPE tokenizer.
+	useLoaded := func(cm *clip.Model, dir string) error {
+		pre = cm.PreprocessOptions()
+		if cn := cm.ChineseCLIP(); cn != nil {
+			if err := cn.Trainable(); err != nil {
+				return fmt.Errorf("%s: %w", cm.Path(), err)
+			}
+			net, captions = cn, cn.Captions() // checkpoints carry its vocab.txt
+			return nil
+		}
+		m := cm.Network()
+		if m == nil {
+			return fmt.Errorf("%s is a %s model: goclip train does not train it yet (its gradients are available: goclip grad, clip.Model.ContrastiveGrad)", cm.Path(), cm.Kind())
+		}
+		net, clipNet, tok = train.CLIP(m), m, cm.Tokenizer()
+		if err := resolveTok(dir); err != nil {
+			tokSrc = "" // loaded by clip.Load but not copyable: checkpoints will need --tokenizer
+		}
+		return nil
+	}
+	// Only a --tokenizer given on the command line is passed to clip.Load:
+	// $GOCLIP_TOKENIZER names a BPE tokenizer, which a Chinese-CLIP model
+	// must not get (CLIP models fall back to it anyway).
+	var loadOpts []clip.Option
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "tokenizer" && *tokPath != "" {
+			loadOpts = append(loadOpts, clip.WithTokenizer(*tokPath))
+		}
+	})
 	switch {
 	case *modelPath != "":
-		var opts []clip.Option
-		if *tokPath != "" {
-			opts = append(opts, clip.WithTokenizer(*tokPath))
-		}
-		cm, err := clip.Load(*modelPath, opts...)
+		cm, err := clip.Load(*modelPath, loadOpts...)
 		if err != nil {
 			return err
-		}
-		net, tok, pre = cm.Network(), cm.Tokenizer(), cm.PreprocessOptions()
-		if net == nil {
-			return fmt.Errorf("%s is a %s model: goclip train does not train it yet (its gradients are available: goclip grad, clip.Model.ContrastiveGrad)", *modelPath, cm.Kind())
 		}
 		dir := *modelPath
 		if st, err := os.Stat(dir); err == nil && !st.IsDir() {
 			dir = filepath.Dir(dir)
 		}
-		if err := resolveTok(dir); err != nil {
-			tokSrc = "" // loaded by clip.Load but not copyable: checkpoints will need --tokenizer
+		if err := useLoaded(cm, dir); err != nil {
+			return err
 		}
 	case *modelCfg != "":
 		cfg, pcfg, err := model.ReadOpenCLIPConfig(*modelCfg)
 		if err != nil {
 			return err
 		}
-		if net, err = model.Random(cfg, *seed); err != nil {
+		m, err := model.Random(cfg, *seed)
+		if err != nil {
 			return err
 		}
-		train.InitWeights(net, *seed)
+		train.InitWeights(m, *seed)
+		net, clipNet = train.CLIP(m), m
 		if err := resolveTok(""); err != nil {
 			return err
 		}
@@ -137,27 +164,46 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if saved, err = train.LoadCheckpoint(*resume); err != nil {
 			return err
 		}
-		if net == nil {
-			if net, err = model.New(saved.Config, saved.Weights); err != nil {
+		switch {
+		case net != nil:
+			if err := saved.Check(net); err != nil {
+				return err
+			}
+		case saved.Kind == train.KindChineseCLIP:
+			// The step directory is a Hugging Face ChineseCLIPModel
+			// directory with its vocabulary.
+			cm, err := clip.Load(saved.Dir, loadOpts...)
+			if err != nil {
 				return fmt.Errorf("resume: %w", err)
 			}
+			if err := useLoaded(cm, saved.Dir); err != nil {
+				return err
+			}
+		default:
+			m, err := model.New(saved.Config, saved.Weights)
+			if err != nil {
+				return fmt.Errorf("resume: %w", err)
+			}
+			net, clipNet = train.CLIP(m), m
 			if err := resolveTok(saved.Dir); err != nil {
 				return err
 			}
 			pre = imageproc.DefaultOptions(saved.Config.Vision.ImageSize)
-		} else if err := saved.CheckArch(net.Config); err != nil {
-			return err
 		}
-		if _, p, err := model.ReadOpenCLIPConfig(filepath.Join(saved.Dir, train.ConfigFile)); err == nil && p != nil && len(p.Mean) == 3 && len(p.Std) == 3 {
-			for i := range 3 {
-				pre.Mean[i], pre.Std[i] = float32(p.Mean[i]), float32(p.Std[i])
+		if saved.Kind == train.KindCLIP {
+			if _, p, err := model.ReadOpenCLIPConfig(filepath.Join(saved.Dir, train.ConfigFile)); err == nil && p != nil && len(p.Mean) == 3 && len(p.Std) == 3 {
+				for i := range 3 {
+					pre.Mean[i], pre.Std[i] = float32(p.Mean[i]), float32(p.Std[i])
+				}
 			}
 		}
 	}
-	if tok.VocabSize() > net.Config.Text.VocabSize {
-		return fmt.Errorf("the tokenizer has %d tokens but the model's vocabulary holds %d", tok.VocabSize(), net.Config.Text.VocabSize)
+	if clipNet != nil {
+		if tok.VocabSize() > clipNet.Config.Text.VocabSize {
+			return fmt.Errorf("the tokenizer has %d tokens but the model's vocabulary holds %d", tok.VocabSize(), clipNet.Config.Text.VocabSize)
+		}
+		captions = train.BPECaptions(tok, clipNet.Config.Text.ContextLength)
 	}
-
 	ds, desc, err := train.OpenData(*data, train.CSVOptions{ImageKey: *imgKey, CaptionKey: *capKey, Separator: sepRune})
 	if err != nil {
 		return err
@@ -173,9 +219,14 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "model: %s, embed %d, text width %d × %d layers, context %d, vocab %d; %d steps of %d samples, %d replicas\n",
-		net.Config.Arch(), net.Config.EmbedDim, net.Config.Text.Width, net.Config.Text.Layers, net.Config.Text.ContextLength,
-		net.Config.Text.VocabSize, *steps, perStep, *replicas)
+	if clipNet != nil {
+		c := clipNet.Config
+		fmt.Fprintf(stderr, "model: %s, embed %d, text width %d × %d layers, context %d, vocab %d; %d steps of %d samples, %d replicas\n",
+			c.Arch(), c.EmbedDim, c.Text.Width, c.Text.Layers, c.Text.ContextLength, c.Text.VocabSize, *steps, perStep, *replicas)
+	} else {
+		fmt.Fprintf(stderr, "model: %s, context %d; %d steps of %d samples, %d replicas\n",
+			net.Arch(), net.ContextLength(), *steps, perStep, *replicas)
+	}
 
 	var bar *progressbar.ProgressBar
 	if !*quiet && isTerminal(stderr) {
@@ -190,7 +241,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Options: train.Options{BatchSize: *batch, AccumFreq: *accum, Steps: *steps, LR: *lr, Warmup: *warmup,
 			AdamW:    train.AdamWConfig{Beta1: *beta1, Beta2: *beta2, Eps: *eps, WeightDecay: *wd},
 			GradClip: *clipNorm, LockImage: *lockImage, LockText: *lockText},
-		Data: ds, Tok: tok, TokPath: tokSrc, Pre: pre, Augment: *aug, Seed: *seed, Model: net, Resume: saved,
+		Data: ds, Net: net, Captions: captions, TokPath: tokSrc, Pre: pre, Augment: *aug, Seed: *seed, Resume: saved,
 		Replicas: *replicas, OutDir: *out, SaveEvery: *saveEvery, Keep: *keep,
 		Logf: func(f string, a ...any) {
 			if bar != nil {
@@ -221,13 +272,13 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "trained %d steps in %s: %.1f samples/s; %d unreadable images skipped; peak RSS %.0f MiB\n",
-		len(res.Log), res.Elapsed.Round(time.Second), res.SamplesPerSec, res.Skipped, float64(train.PeakRSS())/(1<<20))
+	fmt.Fprintf(stdout, "trained %d steps in %s: %.1f samples/s; %d unreadable images skipped; %d captions truncated to %d tokens; peak RSS %.0f MiB\n",
+		len(res.Log), res.Elapsed.Round(time.Second), res.SamplesPerSec, res.Skipped, res.Truncated, net.ContextLength(), float64(train.PeakRSS())/(1<<20))
 	if len(res.Log) > 0 {
 		fmt.Fprintf(stdout, "final loss %.4f; checkpoint %s; loss curve %s\n", res.Log[len(res.Log)-1].Loss, res.Checkpoint, filepath.Join(*out, "loss.png"))
 	}
 	// Forward-only throughput on one batch, for the training/inference ratio.
-	l := &train.Loader{Data: ds, Tok: tok, Context: net.Config.Text.ContextLength, Pre: pre, Seed: *seed}
+	l := &train.Loader{Data: ds, Captions: captions, Pre: pre, Seed: *seed}
 	if b, _, err := l.Next(train.Cursor{}, *batch); err == nil {
 		fwd := train.ForwardThroughput(net, b, 3)
 		fmt.Fprintf(stdout, "forward-only: %.1f samples/s; training/forward throughput ratio %.3f\n", fwd, res.SamplesPerSec/fwd)
@@ -236,7 +287,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := os.MkdirAll(*export, 0o755); err != nil {
 			return err
 		}
-		if err := train.Export(*export, net, pre, tokSrc, *exportF16); err != nil {
+		if err := train.ExportNetwork(*export, net, pre, tokSrc, *exportF16); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "exported the model to %s\n", *export)

@@ -36,6 +36,10 @@ type Model struct {
 	LogitScale float32
 	// Tokenizer turns texts into token rows of Config.ContextLength.
 	Tokenizer *wordpiece.Tokenizer
+	// VocabFile is the vocab.txt Tokenizer was read from; WriteHF copies
+	// it byte for byte (a vocabulary rebuilt from the tokens would lose
+	// what the reference's line stripping removes).
+	VocabFile string
 	// Preprocess is the image preprocessing the checkpoint's files ask for:
 	// cn_clip's image_transform (squash resize, RGB conversion after it) for
 	// cn_clip checkpoints, the ChineseCLIPImageProcessor of
@@ -127,7 +131,7 @@ func loadCN(path string, o Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.Tokenizer = wordpiece.New(v, wordpiece.CNCLIPOptions())
+	m.Tokenizer, m.VocabFile = wordpiece.New(v, wordpiece.CNCLIPOptions()), vocab
 	m.Preprocess = ReferencePreprocess(cfg.Vision.ImageSize)
 	m.Format, m.Path = "cn_clip", path
 	return m, m.checkVocab()
@@ -205,7 +209,10 @@ func loadHF(dir string, o Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.Tokenizer = tk
+	m.Tokenizer, m.VocabFile = tk, o.Vocab
+	if o.Vocab == "" {
+		m.VocabFile = filepath.Join(dir, "vocab.txt")
+	}
 	m.Preprocess = ReferencePreprocess(cfg.Vision.ImageSize)
 	if o.HF {
 		pp := filepath.Join(dir, "preprocessor_config.json")

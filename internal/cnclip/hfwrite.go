@@ -11,6 +11,7 @@ import (
 	"github.com/goclip/goclip/internal/checkpoint"
 	"github.com/goclip/goclip/internal/imageproc"
 	"github.com/goclip/goclip/internal/train"
+	"github.com/goclip/goclip/internal/wordpiece"
 )
 
 // The files of a Hugging Face ChineseCLIPModel directory that WriteHF
@@ -178,13 +179,7 @@ func (m *Model) WriteHF(dir string, pre imageproc.Options, half bool) error {
 	if err := checkpoint.WriteSafetensors(filepath.Join(dir, HFWeightsFile), ts, map[string]string{"format": "pt"}); err != nil {
 		return err
 	}
-	var vocab strings.Builder
-	v := m.Tokenizer.Vocab
-	for id := range v.Len() {
-		vocab.WriteString(v.Token(int32(id)))
-		vocab.WriteByte('\n')
-	}
-	if err := writeFile(filepath.Join(dir, HFVocabFile), []byte(vocab.String())); err != nil {
+	if err := m.writeVocab(filepath.Join(dir, HFVocabFile)); err != nil {
 		return err
 	}
 	special := map[string]any{"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]"}
@@ -240,6 +235,37 @@ func (m *Model) WriteHF(dir string, pre imageproc.Options, half bool) error {
 		}
 	}
 	return nil
+}
+
+// writeVocab writes the vocabulary to path: a copy of VocabFile when it
+// still holds the tokenizer's vocabulary, else one token per line.
+func (m *Model) writeVocab(path string) error {
+	v := m.Tokenizer.Vocab
+	if m.VocabFile != "" {
+		if b, err := os.ReadFile(m.VocabFile); err == nil {
+			if same, err := wordpiece.ParseVocab(m.VocabFile, b); err == nil && same.Len() == v.Len() {
+				ok := true
+				for id := range int32(v.Len()) {
+					if same.Token(id) != v.Token(id) {
+						ok = false
+						break
+					}
+				}
+				if ok {
+					if filepath.Clean(m.VocabFile) == filepath.Clean(path) {
+						return nil
+					}
+					return writeFile(path, b)
+				}
+			}
+		}
+	}
+	var b strings.Builder
+	for id := range int32(v.Len()) {
+		b.WriteString(v.Token(id))
+		b.WriteByte('\n')
+	}
+	return writeFile(path, []byte(b.String()))
 }
 
 // shortest returns the float64 whose shortest decimal form is that of the

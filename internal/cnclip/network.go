@@ -64,7 +64,7 @@ func (m *Model) Replica() (train.Net, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.Tokenizer, c.Preprocess, c.Format, c.Path = m.Tokenizer, m.Preprocess, m.Format, m.Path
+	c.Tokenizer, c.VocabFile, c.Preprocess, c.Format, c.Path = m.Tokenizer, m.VocabFile, m.Preprocess, m.Format, m.Path
 	return c, nil
 }
 

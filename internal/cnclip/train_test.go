@@ -129,9 +129,16 @@ func checkGradBatch(t *testing.T, exp *checkpoint.File, expected [][]any, modelN
 	if _, _, err := m.ContrastiveGrad(pixels, tokens); err != nil {
 		t.Fatal(err)
 	}
+	checkParamGrads(t, exp, expected, m.Params())
+}
 
+// checkParamGrads compares the gradient of every parameter with the
+// reference's grad/* and grad_sparse/* tensors (1e-4 of max|ref|), and
+// checks that every parameter has one.
+func checkParamGrads(t *testing.T, exp *checkpoint.File, expected [][]any, ps []*model.Param) {
+	t.Helper()
 	params := map[string]*model.Param{}
-	for _, p := range m.Params() {
+	for _, p := range ps {
 		if params[p.Name] != nil {
 			t.Errorf("parameter %s listed twice", p.Name)
 		}
