@@ -1,6 +1,7 @@
 package cnclip
 
 import (
+	"encoding/json"
 	"testing"
 )
 
@@ -21,6 +22,18 @@ func FuzzParseConfigs(f *testing.F) {
 					t.Fatalf("accepted an invalid configuration: %v", verr)
 				}
 				_ = c.Shapes()
+				// The config.json WriteHF writes reads back as c.
+				b, err := json.Marshal(c.HFConfig())
+				if err != nil {
+					t.Fatal(err)
+				}
+				back, err := ParseHFConfig("written config.json", b)
+				if err != nil {
+					t.Fatalf("config.json written for %+v does not read back: %v", c, err)
+				}
+				if back != c {
+					t.Fatalf("config.json round trip: %+v, want %+v", back, c)
+				}
 			}
 		}
 	})
