@@ -179,12 +179,12 @@ func goImages(w, h int, seed int64) map[string]image.Image {
 	ck := image.NewCMYK(rect)
 	r.Read(ck.Pix)
 	out["CMYK"] = ck
-	for _, ratio := range []image.YCbCrSubsampleRatio{image.YCbCrSubsampleRatio420, image.YCbCrSubsampleRatio444} {
+	for name, ratio := range map[string]image.YCbCrSubsampleRatio{"YCbCr 420": image.YCbCrSubsampleRatio420, "YCbCr 444": image.YCbCrSubsampleRatio444} {
 		y := image.NewYCbCr(rect, ratio)
 		r.Read(y.Y)
 		r.Read(y.Cb)
 		r.Read(y.Cr)
-		out[fmt.Sprintf("YCbCr %v", ratio)] = y
+		out[name] = y
 	}
 	p := image.NewPaletted(rect, color.Palette{color.Black, color.White, color.RGBA{200, 10, 30, 255}, color.NRGBA{1, 2, 3, 4}})
 	for i := range p.Pix {
@@ -235,7 +235,7 @@ func TestPreprocessFileMatchesLoadFile(t *testing.T) {
 		}
 		var buf bytes.Buffer
 		ext := ".png"
-		if name == "YCbCr 4:2:0" || name == "Gray" || name == "RGBA opaque" {
+		if name == "YCbCr 420" || name == "Gray" || name == "RGBA opaque" {
 			ext = ".jpg"
 			if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 80}); err != nil {
 				t.Fatal(err)

@@ -44,7 +44,6 @@ func oldCropRGB(dst []uint8, img *Image, o *Options, parallel bool) error {
 	return nil
 }
 
-
 func oldResizeRegion(img *Image, outW, outH int, f filterID, r region, parallel bool) *Image {
 	if outW == img.Width && outH == img.Height {
 		return subImage(img, r)
@@ -79,7 +78,6 @@ func oldResizeRegion(img *Image, outW, outH int, f filterID, r region, parallel 
 	}
 	return out
 }
-
 
 func oldResample8(src []uint8, srcW, nch int, cx, cy *coeffs, r region, parallel bool) []uint8 {
 	rlo, rhi := rowsNeeded(cy, r.y0, r.y1)
@@ -205,7 +203,6 @@ func oldHpass8(dst, row []uint8, nch int, cx *coeffs, x0, x1 int) {
 	}
 }
 
-
 func oldPremultiply(src []uint8, nch int, parallel bool) []uint8 {
 	dst := make([]uint8, len(src))
 	n := len(src) / nch
@@ -222,7 +219,6 @@ func oldPremultiply(src []uint8, nch int, parallel bool) []uint8 {
 	})
 	return dst
 }
-
 
 // toRGB writes the rectangle r of img as RGB bytes to dst, rows stride
 // bytes apart, following Pillow's convert('RGB'): alpha dropped, palette
@@ -280,4 +276,3 @@ func oldToRGB(dst []uint8, stride int, img *Image, r region) {
 		}
 	}
 }
-
