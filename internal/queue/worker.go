@@ -82,7 +82,9 @@ func (q *Queue) Work(ctx context.Context, o WorkerOptions) (WorkerStats, error) 
 		}
 		for msg := range batch.Messages() {
 			lastJob = time.Now()
-			if err := q.handle(ctx, msg, &o, &ws, logf); err != nil {
+			err := q.handle(ctx, msg, &o, &ws, logf)
+			lastJob = time.Now() // idle counts from the end of the last job
+			if err != nil {
 				return ws, err
 			}
 		}

@@ -2,245 +2,96 @@ package weaviate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/goclip/goclip/internal/backend"
+	"github.com/goclip/goclip/internal/fixtures"
+	"github.com/goclip/goclip/internal/queue"
+	"github.com/goclip/goclip/internal/queue/queuetest"
 )
 
-// weaviateBin finds a prebuilt weaviate-server: $GOCLIP_WEAVIATE_BIN, else
-// the cache scripts/weaviate/build.sh fills.
-func weaviateBin(t testing.TB) string {
-	t.Helper()
-	// Opt-in until this test has been run once against a real build
-	// (the first weaviate-server build had not finished when it was
-	// written): set GOCLIP_WEAVIATE=1.
-	if os.Getenv("GOCLIP_WEAVIATE") != "1" {
-		t.Skip("Weaviate cluster test is opt-in: GOCLIP_WEAVIATE=1 (needs a weaviate-server from scripts/weaviate/build.sh)")
-	}
-	if p := os.Getenv("GOCLIP_WEAVIATE_BIN"); p != "" {
-		return p
-	}
-	home, _ := os.UserHomeDir()
-	for _, p := range []string{
-		filepath.Join(home, ".cache/goclip/weaviate/v1.35.2/weaviate-server"),
-		filepath.Join(home, ".cache/goclip/weaviate/bin/weaviate-server"),
-	} {
-		if st, err := os.Stat(p); err == nil && st.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	t.Skip("no weaviate-server binary: build it once with scripts/weaviate/build.sh (go install github.com/weaviate/weaviate/cmd/weaviate-server@v1.35.2, ~15+ min cold on 2 cores) or set GOCLIP_WEAVIATE_BIN")
-	return ""
-}
-
-type node struct {
-	cmd        *exec.Cmd
-	http, grpc int
-	log        string
-}
-
-// startCluster starts n Weaviate nodes on 127.0.0.1 (node 0 first, the
-// others once its gossip port answers), each stopped by PID at the end.
-func startCluster(t testing.TB, n int) []*node {
-	t.Helper()
-	bin := weaviateBin(t)
-	var ls []net.Listener
-	port := func() int {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		return l.Addr().(*net.TCPAddr).Port
-	}
-	type ports struct{ http, grpc, gossip, data, raft, rpc int }
-	ps := make([]ports, n)
-	for i := range ps {
-		ps[i] = ports{port(), port(), port(), port(), port(), port()}
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	var join []string
-	for i := range ps {
-		join = append(join, fmt.Sprintf("node%d:%d", i, ps[i].raft))
-	}
-	dir := t.TempDir()
-	var nodes []*node
-	for i, p := range ps {
-		env := []string{
-			"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-			"CLUSTER_IN_LOCALHOST=true", fmt.Sprintf("CLUSTER_HOSTNAME=node%d", i),
-			"CLUSTER_BIND_ADDR=127.0.0.1", "CLUSTER_ADVERTISE_ADDR=127.0.0.1",
-			fmt.Sprintf("CLUSTER_GOSSIP_BIND_PORT=%d", p.gossip), fmt.Sprintf("CLUSTER_DATA_BIND_PORT=%d", p.data),
-			fmt.Sprintf("RAFT_PORT=%d", p.raft), fmt.Sprintf("RAFT_INTERNAL_RPC_PORT=%d", p.rpc),
-			"RAFT_JOIN=" + strings.Join(join, ","), fmt.Sprintf("RAFT_BOOTSTRAP_EXPECT=%d", n),
-			"PERSISTENCE_DATA_PATH=" + filepath.Join(dir, fmt.Sprint(i)),
-			"AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED=true", "DEFAULT_VECTORIZER_MODULE=none",
-			fmt.Sprintf("GRPC_PORT=%d", p.grpc), "DISABLE_TELEMETRY=true", "LOG_LEVEL=warning",
-		}
-		if i > 0 {
-			env = append(env, fmt.Sprintf("CLUSTER_JOIN=127.0.0.1:%d", ps[0].gossip))
-		}
-		logPath := filepath.Join(dir, fmt.Sprintf("node%d.log", i))
-		lf, err := os.Create(logPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin, "--host", "127.0.0.1", "--port", fmt.Sprint(p.http), "--scheme", "http")
-		cmd.Env, cmd.Stdout, cmd.Stderr = env, lf, lf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		nd := &node{cmd: cmd, http: p.http, grpc: p.grpc, log: logPath}
-		nodes = append(nodes, nd)
-		t.Cleanup(func() {
-			if nd.cmd.ProcessState == nil {
-				_ = nd.cmd.Process.Kill()
-				_ = nd.cmd.Wait()
-			}
-			lf.Close()
-		})
-		if i == 0 {
-			waitPort(t, ps[0].gossip, 60*time.Second)
-		}
-	}
-	for i, nd := range nodes {
-		deadline := time.Now().Add(3 * time.Minute)
-		for {
-			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/v1/.well-known/ready", nd.http))
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					break
-				}
-			}
-			if time.Now().After(deadline) {
-				data, _ := os.ReadFile(nd.log)
-				t.Fatalf("weaviate node%d not ready; log tail:\n%s", i, tail(string(data), 2000))
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
-	return nodes
-}
-
-func tail(s string, n int) string { return s[max(0, len(s)-n):] }
-
-func waitPort(t testing.TB, port int, d time.Duration) {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("port %d did not open in %v", port, d)
-}
-
-func (nd *node) url(class string, extra string) string {
-	return fmt.Sprintf("weaviate://127.0.0.1:%d/%s?grpc=%d%s", nd.http, class, nd.grpc, extra)
-}
-
-func randVecs(r *rand.Rand, n, dim int) [][]float32 {
-	out := make([][]float32, n)
-	for i := range out {
-		v := make([]float32, dim)
-		for j := range v {
-			v[j] = float32(r.NormFloat64())
-		}
-		out[i] = normalize(v)
-	}
-	return out
-}
-
-func exactTop(vecs [][]float32, q []float32, k int) []int {
-	type h struct {
-		i int
-		s float32
-	}
-	hs := make([]h, len(vecs))
-	for i, v := range vecs {
-		var s float32
-		for j := range v {
-			s += v[j] * q[j]
-		}
-		hs[i] = h{i, s}
-	}
-	sort.Slice(hs, func(a, b int) bool { return hs[a].s > hs[b].s })
-	out := make([]int, k)
-	for i := range out {
-		out[i] = hs[i].i
-	}
-	return out
-}
-
-// TestCluster runs on a 3-node loopback cluster with replication factor
-// 2: import by gRPC batch, nearVector search against exact search
-// (recall@10), the dimension check, idempotent upsert, and searches that
-// still answer after a node is killed.
+// TestCluster runs on a 3-node loopback Weaviate cluster with
+// replication factor 2 and an embedded 3-server NATS JetStream cluster:
+//
+//   - vectors: gRPC batch import of random vectors, idempotent upsert,
+//     the dimension refusal, recall@10 of nearVector against exact search;
+//   - queue: the fixture images and GOCLIP_WEAVIATE_IMAGES (default 2000)
+//     generated images indexed through the queue by 3 workers; one worker
+//     is killed after storing a job and before acking it, one Weaviate
+//     node is killed (SIGKILL) mid-run; the run must complete with every
+//     file present exactly once;
+//   - then searches through the surviving nodes answer, for both classes,
+//     and match exact search and the embedded store on the same data up
+//     to the approximate index's recall.
 func TestCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a Weaviate cluster")
-	}
+	start := time.Now()
 	nodes := startCluster(t, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	t.Logf("3 Weaviate nodes ready in %v", time.Since(start).Round(time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
+
+	vecCheck := clusterVectors(t, ctx, nodes)
+	imgCheck := clusterQueue(t, ctx, nodes)
+
+	// Node 2 is dead: the surviving replicas answer.
+	vecCheck()
+	imgCheck()
+	t.Logf("TestCluster wall time %v", time.Since(start).Round(time.Millisecond))
+}
+
+// clusterVectors imports random vectors into GoclipTest and returns the
+// checks to repeat after a node has died.
+func clusterVectors(t *testing.T, ctx context.Context, nodes []*node) func() {
 	const dim, n = 64, 3000
-	b, err := backend.Open(ctx, nodes[0].url("GoclipTest", "&replication=2&ef=256&maxConnections=32&consistency=QUORUM"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := openStore(t, ctx, nodes[0], "GoclipTest", "&replication=2&ef=256&maxConnections=32&consistency=QUORUM")
 	if err := b.EnsureModel(ctx, "m1", dim, "test"); err != nil {
 		t.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	vecs := randVecs(r, n, dim)
+	path := func(i int) string { return fmt.Sprintf("/img/%05d.jpg", i) }
 	start := time.Now()
 	for lo := 0; lo < n; lo += 200 {
 		var recs []backend.Record
 		for i := lo; i < min(lo+200, n); i++ {
-			recs = append(recs, backend.Record{Path: fmt.Sprintf("/img/%05d.jpg", i), Size: int64(i), Embedding: vecs[i]})
+			recs = append(recs, backend.Record{Path: path(i), Size: int64(i), Embedding: vecs[i]})
 		}
 		if err := b.Upsert(ctx, "m1", recs); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("imported %d %d-d vectors in %v (%.0f/s), 3 nodes, replication 2", n, dim, time.Since(start), float64(n)/time.Since(start).Seconds())
-	// Idempotent: the same paths again leave n objects.
-	if err := b.Upsert(ctx, "m1", []backend.Record{{Path: "/img/00000.jpg", Embedding: vecs[0]}}); err != nil {
+	d := time.Since(start)
+	t.Logf("vectors: imported %d %d-d vectors in %v (%.0f/s; 3 nodes, replication 2, QUORUM)", n, dim, d.Round(time.Millisecond), float64(n)/d.Seconds())
+	// Idempotent: the same path again leaves n objects.
+	if err := b.Upsert(ctx, "m1", []backend.Record{{Path: path(0), Embedding: vecs[0]}}); err != nil {
 		t.Fatal(err)
 	}
 	if c, err := b.Count(ctx, "m1"); err != nil || c != n {
 		t.Fatalf("count %d, %v; want %d", c, err, n)
 	}
 	// A model of another dimension is refused, naming both.
-	b2, err := backend.Open(ctx, nodes[1].url("GoclipTest", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b2.EnsureModel(ctx, "m1", 32, "test"); err == nil || !strings.Contains(err.Error(), "64-d") || !strings.Contains(err.Error(), "32-d") {
+	b2 := openStore(t, ctx, nodes[1], "GoclipTest", "")
+	if err := b2.EnsureModel(ctx, "m1", 32, "test"); !errors.Is(err, backend.ErrDimension) || !strings.Contains(err.Error(), "64-d") || !strings.Contains(err.Error(), "32-d") {
 		t.Fatalf("dimension mismatch: %v", err)
 	}
 	recall := func(b backend.Backend) float64 {
 		hit, tot := 0, 0
 		for qi := range 50 {
 			q := vecs[(qi*37)%n]
+			top, _ := exactTop(vecs, q, 10)
 			want := map[string]bool{}
-			for _, i := range exactTop(vecs, q, 10) {
-				want[fmt.Sprintf("/img/%05d.jpg", i)] = true
+			for _, i := range top {
+				want[path(i)] = true
 			}
 			res, err := b.Search(ctx, "m1", q, 10)
 			if err != nil {
@@ -256,21 +107,264 @@ func TestCluster(t *testing.T) {
 		return float64(hit) / float64(tot)
 	}
 	rc := recall(b)
-	t.Logf("recall@10 (ef=256, maxConnections=32) vs exact: %.3f", rc)
+	t.Logf("vectors: recall@10 vs exact (ef=256, maxConnections=32, %d random %d-d): %.3f", n, dim, rc)
 	if rc < 0.95 {
 		t.Errorf("recall@10 %.3f < 0.95", rc)
 	}
-	// Kill node 2: the others still answer from the surviving replicas.
-	_ = nodes[2].cmd.Process.Kill()
-	_ = nodes[2].cmd.Wait()
-	bOne, err := backend.Open(ctx, nodes[1].url("GoclipTest", "&consistency=ONE"))
+	return func() {
+		bOne := openStore(t, ctx, nodes[1], "GoclipTest", "&consistency=ONE")
+		rc := recall(bOne)
+		t.Logf("vectors, node2 dead: recall@10 %.3f through node1", rc)
+		if rc < 0.95 {
+			t.Errorf("after a node died: recall@10 %.3f", rc)
+		}
+		if c, err := bOne.Count(ctx, "m1"); err != nil || c != n {
+			t.Errorf("after a node died: count %d, %v; want %d", c, err, n)
+		}
+	}
+}
+
+// recorder is a backend that remembers the last embedding upserted per
+// path and counts files written, calling onUpsert after each write.
+type recorder struct {
+	backend.Backend
+	mu       *sync.Mutex
+	vecs     map[string][]float32
+	files    *atomic.Int64
+	onUpsert func(n int64)
+}
+
+func (r *recorder) Upsert(ctx context.Context, modelID string, recs []backend.Record) error {
+	if err := r.Backend.Upsert(ctx, modelID, recs); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	for _, rec := range recs {
+		r.vecs[rec.Path] = rec.Embedding
+	}
+	r.mu.Unlock()
+	n := r.files.Add(int64(len(recs)))
+	if r.onUpsert != nil {
+		r.onUpsert(n)
+	}
+	return nil
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v >= 0 {
+		return v
+	}
+	return def
+}
+
+// clusterQueue indexes images through the queue into GoclipImages while a
+// worker and node 2 are killed, and returns the search checks to repeat.
+func clusterQueue(t *testing.T, ctx context.Context, nodes []*node) func() {
+	model, fixDir := testModel(t)
+	nGen := envInt("GOCLIP_WEAVIATE_IMAGES", 2000)
+	root, paths := photoTree(t, fixDir, nGen)
+	_, qurl := queuetest.NATSCluster(t, 3)
+	qurl += "?replicas=3&ackwait=3s&maxdeliver=8"
+	modelID, err := backend.ModelID(model)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rc := recall(bOne); rc < 0.9 {
-		t.Errorf("after a node died: recall@10 %.3f", rc)
+	// Writes at consistency ONE: with replication 2, QUORUM is both
+	// replicas, which a dead node would block.
+	storeOpts := "&replication=2&ef=256&maxConnections=32&consistency=ONE&retries=8&backoff=250ms&timeout=5s"
+	storeURL := func(i int) string { return nodes[i%2].url("GoclipImages", storeOpts) }
+
+	pub, err := queue.Connect(ctx, qurl)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if c, err := bOne.Count(ctx, "m1"); err != nil || c != n {
-		t.Errorf("after a node died: count %d, %v; want %d", c, err, n)
+	defer pub.Close()
+	sum, err := pub.Publish(ctx, "", storeURL(0), modelID, []string{root}, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Files != len(paths) {
+		t.Fatalf("published %d files, want %d", sum.Files, len(paths))
+	}
+	t.Logf("queue: published %d jobs, %d files", sum.Jobs, sum.Files)
+
+	var (
+		mu        sync.Mutex
+		vecs      = map[string][]float32{}
+		files     atomic.Int64
+		killOnce  sync.Once
+		killedAt  atomic.Int64
+		killedJob atomic.Bool
+	)
+	killNode := func(n int64) {
+		if n >= int64(len(paths)/3) {
+			killOnce.Do(func() {
+				killedAt.Store(n)
+				go func() {
+					nodes[2].kill()
+					t.Logf("queue: SIGKILLed Weaviate node2 (pid %d) after %d of %d files were stored", nodes[2].cmd.Process.Pid, n, len(paths))
+				}()
+			})
+		}
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	stats := make([]queue.WorkerStats, 3)
+	errs := make([]error, 3)
+	for i := range 3 {
+		wctx, wcancel := context.WithCancel(ctx)
+		st, err := backend.Open(ctx, storeURL(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := &recorder{Backend: st, mu: &mu, vecs: vecs, files: &files, onUpsert: killNode}
+		if i == 0 {
+			// Worker 0 dies right after storing its second job, before
+			// the ack: the job is redelivered to another worker.
+			var writes atomic.Int32
+			rec.onUpsert = func(n int64) {
+				killNode(n)
+				if writes.Add(1) == 2 {
+					killedJob.Store(true)
+					wcancel()
+				}
+			}
+		}
+		q, err := queue.Connect(ctx, qurl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer wcancel()
+			defer q.Close()
+			o := queue.WorkerOptions{Name: fmt.Sprintf("w%d", i), Model: model, ModelID: modelID, Store: rec, Idle: 8 * time.Second,
+				Logf: func(f string, a ...any) { t.Logf(time.Now().Format("15:04:05.000 ")+f, a...) }}
+			stats[i], errs[i] = q.Work(wctx, o)
+		}()
+	}
+	wg.Wait()
+	d := time.Since(start)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("worker %d: %v", i, err)
+		}
+	}
+	t.Logf("queue: workers done in %v (%.0f images/s end to end, idle wait of 8s included); stats %+v", d.Round(time.Millisecond), float64(len(paths))/(d-8*time.Second).Seconds(), stats)
+	if !killedJob.Load() {
+		t.Fatal("worker 0 was never killed")
+	}
+	if k := killedAt.Load(); k == 0 || k >= int64(len(paths)) {
+		t.Fatalf("node2 was killed after %d of %d files: not mid-run", k, len(paths))
+	}
+
+	// The run is complete.
+	status, err := pub.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(status.Runs) != 1 {
+		t.Fatalf("status runs: %+v", status.Runs)
+	}
+	r := status.Runs[0]
+	t.Logf("queue: status pending %d, in progress %d, redelivered %d; run %+v", status.Pending, status.InProgress, status.Redelivered, r)
+	if status.Pending != 0 || status.InProgress != 0 || r.JobsDone != r.Jobs || r.Files != len(paths) ||
+		r.Embedded+r.Unchanged+r.Failed != len(paths) || r.Failed != 1 || r.JobsLost != 0 {
+		t.Errorf("run incomplete: %+v", r)
+	}
+
+	// Every file is present exactly once, through a surviving node.
+	b := openStore(t, ctx, nodes[1], "GoclipImages", "&consistency=ONE")
+	all, err := b.Paths(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, p := range all {
+		seen[p]++
+	}
+	for _, p := range paths {
+		if seen[p] != 1 {
+			t.Errorf("%s stored %d times", p, seen[p])
+		}
+	}
+	if len(all) != len(paths) {
+		t.Errorf("class holds %d objects for %d files", len(all), len(paths))
+	}
+	got, err := b.Lookup(ctx, modelID, paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paths {
+		if rec, ok := got[p]; !ok || strings.HasSuffix(p, "broken.jpg") != (rec.Err != "") {
+			t.Errorf("%s: lookup %+v, %v", p, rec, ok)
+		}
+	}
+	if c, err := b.Count(ctx, modelID); err != nil || c != len(paths)-1 {
+		t.Errorf("count %d, %v; want %d", c, err, len(paths)-1)
+	}
+
+	// The same data in the embedded store, and the exact answer.
+	emb, err := backend.OpenEmbedded(filepath.Join(t.TempDir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emb.Close() })
+	if err := emb.EnsureModel(ctx, modelID, model.EmbedDim(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	var exact [][]float32
+	var recs []backend.Record
+	for p, v := range vecs {
+		if v != nil {
+			exact = append(exact, normalize(v))
+			recs = append(recs, backend.Record{Path: p, Embedding: v})
+		}
+	}
+	if err := emb.Upsert(ctx, modelID, recs); err != nil {
+		t.Fatal(err)
+	}
+	queries, err := model.EncodeTexts(ctx, fixtures.Texts(t, fixDir)[:min(20, len(fixtures.Texts(t, fixDir)))])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(exact); i += max(1, len(exact)/20) {
+		queries = append(queries, exact[i])
+	}
+	return func() {
+		// Node 2 is dead by now (the queue run killed it).
+		bOne := openStore(t, ctx, nodes[0], "GoclipImages", "&consistency=ONE")
+		const k = 10
+		hitW, hitE, tot := 0, 0, 0
+		for _, q := range queries {
+			qn := normalize(q)
+			_, kth := exactTop(exact, qn, k)
+			for _, c := range []struct {
+				b   backend.Backend
+				hit *int
+			}{{bOne, &hitW}, {emb, &hitE}} {
+				res, err := c.b.Search(ctx, modelID, q, k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(res) != k {
+					t.Fatalf("search answered %d hits, want %d", len(res), k)
+				}
+				// A hit is right when it scores at least the exact k-th
+				// best (ties among near-identical images are many).
+				for _, h := range res {
+					if h.Score >= kth-1e-4 {
+						*c.hit++
+					}
+				}
+			}
+			tot += k
+		}
+		rw, re := float64(hitW)/float64(tot), float64(hitE)/float64(tot)
+		t.Logf("images, node2 dead: recall@10 vs exact: Weaviate %.3f, embedded store %.3f (%d queries)", rw, re, len(queries))
+		if rw < 0.9 || re < 0.9 {
+			t.Errorf("recall@10: Weaviate %.3f, embedded %.3f; want ≥ 0.9 both", rw, re)
+		}
 	}
 }

@@ -12,7 +12,7 @@ import (
 // Config is a parsed weaviate:// store URL:
 //
 //	weaviate://host:httpPort/ClassName?grpc=grpcPort[&replication=N][&consistency=QUORUM]
-//	         [&ef=N][&efConstruction=N][&maxConnections=N][&retries=N][&backoff=500ms]
+//	         [&ef=N][&efConstruction=N][&maxConnections=N][&retries=N][&backoff=500ms][&timeout=30s]
 type Config struct {
 	Host        string // host:port of the REST API
 	GRPCHost    string // host:port of the gRPC API
@@ -25,6 +25,9 @@ type Config struct {
 	// retried (default 5), waiting Backoff (default 500ms), doubling.
 	Retries int
 	Backoff time.Duration
+	// Timeout bounds each request (default 30s); a request cut short is
+	// retried like an unreachable Weaviate.
+	Timeout time.Duration
 }
 
 // ParseURL parses a weaviate:// store URL.
@@ -51,7 +54,7 @@ func FromURL(u *url.URL) (*Config, error) {
 	if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
 		return nil, bad("bad port %q", port)
 	}
-	c := &Config{Host: u.Host, Consistency: "QUORUM", Replication: 1, Retries: 5, Backoff: 500 * time.Millisecond}
+	c := &Config{Host: u.Host, Consistency: "QUORUM", Replication: 1, Retries: 5, Backoff: 500 * time.Millisecond, Timeout: 30 * time.Second}
 	c.Class = strings.Trim(u.Path, "/")
 	if err := checkClass(c.Class); err != nil {
 		return nil, bad("%v", err)
@@ -59,7 +62,7 @@ func FromURL(u *url.URL) (*Config, error) {
 	q := u.Query()
 	for k := range q {
 		switch k {
-		case "grpc", "replication", "consistency", "ef", "efConstruction", "maxConnections", "retries", "backoff":
+		case "grpc", "replication", "consistency", "ef", "efConstruction", "maxConnections", "retries", "backoff", "timeout":
 		default:
 			return nil, bad("unknown parameter %q", k)
 		}
@@ -104,6 +107,13 @@ func FromURL(u *url.URL) (*Config, error) {
 			return nil, bad("backoff=%q is not a duration in (0, 1m]", v)
 		}
 		c.Backoff = d
+	}
+	if v := q.Get("timeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 100*time.Millisecond || d > time.Hour {
+			return nil, bad("timeout=%q is not a duration in [100ms, 1h]", v)
+		}
+		c.Timeout = d
 	}
 	return c, nil
 }

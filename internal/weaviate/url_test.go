@@ -18,8 +18,9 @@ func TestParseURL(t *testing.T) {
 		ok   bool
 		want Config
 	}{
-		{"weaviate://127.0.0.1:8080/Images?grpc=50051", true, Config{Host: "127.0.0.1:8080", GRPCHost: "127.0.0.1:50051", Class: "Images", Replication: 1, Consistency: "QUORUM", Retries: 5, Backoff: 500 * time.Millisecond}},
-		{"weaviate://h:1/My_Class2?grpc=h2:9&replication=2&consistency=one&ef=128&maxConnections=32&efConstruction=256&retries=0&backoff=1s", true, Config{Host: "h:1", GRPCHost: "h2:9", Class: "My_Class2", Replication: 2, Consistency: "ONE", Ef: 128, EfConstruction: 256, MaxConnections: 32, Retries: 0, Backoff: time.Second}},
+		{"weaviate://127.0.0.1:8080/Images?grpc=50051", true, Config{Host: "127.0.0.1:8080", GRPCHost: "127.0.0.1:50051", Class: "Images", Replication: 1, Consistency: "QUORUM", Retries: 5, Backoff: 500 * time.Millisecond, Timeout: 30 * time.Second}},
+		{"weaviate://h:1/My_Class2?grpc=h2:9&replication=2&consistency=one&ef=128&maxConnections=32&efConstruction=256&retries=0&backoff=1s&timeout=5s", true, Config{Host: "h:1", GRPCHost: "h2:9", Class: "My_Class2", Replication: 2, Consistency: "ONE", Ef: 128, EfConstruction: 256, MaxConnections: 32, Retries: 0, Backoff: time.Second, Timeout: 5 * time.Second}},
+		{"weaviate://127.0.0.1:8080/Images?grpc=1&timeout=1ms", false, Config{}},
 		{"weaviate://127.0.0.1:8080/images?grpc=1", false, Config{}},
 		{"weaviate://127.0.0.1:8080/?grpc=1", false, Config{}},
 		{"weaviate://127.0.0.1:8080/Images", false, Config{}},

@@ -59,7 +59,7 @@ func Open(ctx context.Context, c *Config) (*Store, error) {
 	cl, err := wv.NewClient(wv.Config{
 		Host: c.Host, Scheme: "http",
 		GrpcConfig: &wgrpc.Config{Host: c.GRPCHost},
-		Timeout:    30 * time.Second,
+		Timeout:    c.Timeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("weaviate: %s: %w", c.Host, err)
@@ -402,9 +402,13 @@ func (s *Store) Search(ctx context.Context, modelID string, query []float32, k i
 	return out, nil
 }
 
-// Count implements backend.Backend: the objects with a vector.
+// Count implements backend.Backend: the objects with a vector. It asks
+// Weaviate's Aggregate; while a replica is down, Weaviate 1.35 refuses
+// an Aggregate over replicated shards ("inconsistent consistency
+// levels"), and the objects are counted by listing them instead.
 func (s *Store) Count(ctx context.Context, modelID string) (int, error) {
 	var n int
+	degraded := false
 	err := s.retry(ctx, "count", func(ctx context.Context) error {
 		resp, err := s.client.GraphQL().Aggregate().WithClassName(s.cfg.Class).
 			WithWhere(filters.Where().WithPath([]string{"failed"}).WithOperator(filters.Equal).WithValueBoolean(false)).
@@ -413,10 +417,23 @@ func (s *Store) Count(ctx context.Context, modelID string) (int, error) {
 			return err
 		}
 		if len(resp.Errors) > 0 {
+			if strings.Contains(resp.Errors[0].Message, "consistency level") {
+				degraded = true
+				return nil
+			}
 			return fmt.Errorf("aggregate: %s", resp.Errors[0].Message)
 		}
 		n, err = aggregateCount(resp.Data, s.cfg.Class)
 		return err
+	})
+	if err != nil || !degraded {
+		return n, err
+	}
+	n = 0
+	err = s.list(ctx, func(o *models.Object) {
+		if f, _ := o.Properties.(map[string]any)["failed"].(bool); !f {
+			n++
+		}
 	})
 	return n, err
 }
@@ -438,3 +455,43 @@ func aggregateCount(data map[string]models.JSONObject, class string) (int, error
 
 // Close implements backend.Backend.
 func (s *Store) Close() error { return nil }
+
+// Paths lists the path of every object in the class (failures
+// included), in object-id order. A path would appear twice only if the
+// class held a duplicate object.
+func (s *Store) Paths(ctx context.Context) ([]string, error) {
+	var out []string
+	err := s.list(ctx, func(o *models.Object) {
+		p, _ := o.Properties.(map[string]any)["path"].(string)
+		out = append(out, p)
+	})
+	return out, err
+}
+
+// list calls fn for every object of the class (without its vector), by
+// cursor over the REST objects list.
+func (s *Store) list(ctx context.Context, fn func(*models.Object)) error {
+	after := ""
+	for {
+		var objs []*models.Object
+		err := s.retry(ctx, "object listing", func(ctx context.Context) error {
+			g := s.client.Data().ObjectsGetter().WithClassName(s.cfg.Class).WithLimit(1000)
+			if after != "" {
+				g = g.WithAfter(after)
+			}
+			var err error
+			objs, err = g.Do(ctx)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if len(objs) == 0 {
+			return nil
+		}
+		for _, o := range objs {
+			fn(o)
+		}
+		after = string(objs[len(objs)-1].ID)
+	}
+}

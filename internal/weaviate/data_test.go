@@ -1,0 +1,155 @@
+package weaviate
+
+import (
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+
+	"github.com/goclip/goclip/clip"
+	"github.com/goclip/goclip/internal/fixtures"
+)
+
+var (
+	modelOnce sync.Once
+	modelVal  *clip.Model
+	modelErr  error
+)
+
+// testModel loads the fixture model that ships as an open_clip
+// safetensors file (once per test binary).
+func testModel(tb testing.TB) (*clip.Model, string) {
+	tb.Helper()
+	dir := fixtures.Dir(tb)
+	file := fixtures.ModelFile(tb, dir, "open_clip_model.safetensors")
+	modelOnce.Do(func() {
+		modelVal, modelErr = clip.Load(file, clip.WithTokenizer(filepath.Join(dir, "tokenizer")), clip.WithBatchSize(16))
+	})
+	if modelErr != nil {
+		tb.Fatal(modelErr)
+	}
+	return modelVal, dir
+}
+
+// photoTree copies the fixture images and writes n generated images and
+// one corrupt file under a fresh folder; it returns the folder and every
+// file's path.
+func photoTree(tb testing.TB, fixDir string, n int) (string, []string) {
+	tb.Helper()
+	root := tb.TempDir()
+	var paths []string
+	for _, im := range fixtures.ReadManifest(tb, fixDir).Images {
+		data, err := os.ReadFile(filepath.Join(fixDir, im.File))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		p := filepath.Join(root, "fixtures", filepath.Base(im.File))
+		writeFile(tb, p, data)
+		paths = append(paths, p)
+	}
+	for i := range n {
+		p := filepath.Join(root, "gen", fmt.Sprintf("%02d", i%16), fmt.Sprintf("g%05d.png", i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		f, err := os.Create(p)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		img := image.NewRGBA(image.Rect(0, 0, 8, 8))
+		for y := range 8 {
+			for x := range 8 {
+				v := uint32(i*2654435761) ^ uint32(x*40503+y*9973)
+				img.Set(x, y, color.RGBA{byte(v), byte(v >> 8), byte(v >> 16), 255})
+			}
+		}
+		if err := png.Encode(f, img); err != nil {
+			tb.Fatal(err)
+		}
+		f.Close()
+		paths = append(paths, p)
+	}
+	bad := filepath.Join(root, "broken.jpg")
+	writeFile(tb, bad, []byte("not a jpeg"))
+	paths = append(paths, bad)
+	return root, paths
+}
+
+func writeFile(tb testing.TB, p string, data []byte) {
+	tb.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func randVecs(r *rand.Rand, n, dim int) [][]float32 {
+	out := make([][]float32, n)
+	for i := range out {
+		v := make([]float32, dim)
+		for j := range v {
+			v[j] = float32(r.NormFloat64())
+		}
+		out[i] = normalize(v)
+	}
+	return out
+}
+
+// clusteredVecs returns n unit vectors in dim dimensions drawn around
+// centers random centres (a mixture of Gaussians: noise of norm about
+// sigma around each unit centre), shaped like real CLIP embeddings: far
+// from uniform, with many close neighbours.
+func clusteredVecs(r *rand.Rand, n, dim, centers int, sigma float64) [][]float32 {
+	cs := randVecs(r, centers, dim)
+	sd := sigma / math.Sqrt(float64(dim))
+	out := make([][]float32, n)
+	for i := range out {
+		c := cs[r.IntN(centers)]
+		v := make([]float32, dim)
+		for j := range v {
+			v[j] = c[j] + float32(sd*r.NormFloat64())
+		}
+		out[i] = normalize(v)
+	}
+	return out
+}
+
+func dot(a, b []float32) float32 {
+	var s float32
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+// exactTop returns the indices of the k vectors most similar to q, best
+// first, and the k-th best score.
+func exactTop(vecs [][]float32, q []float32, k int) ([]int, float32) {
+	type h struct {
+		i int
+		s float32
+	}
+	hs := make([]h, len(vecs))
+	for i, v := range vecs {
+		hs[i] = h{i, dot(v, q)}
+	}
+	sort.Slice(hs, func(a, b int) bool { return hs[a].s > hs[b].s })
+	k = min(k, len(hs))
+	out := make([]int, k)
+	for i := range out {
+		out[i] = hs[i].i
+	}
+	if k == 0 {
+		return out, 0
+	}
+	return out, hs[k-1].s
+}

@@ -1,0 +1,11 @@
+//go:build !linux
+
+package weaviate
+
+import "os/exec"
+
+func runInNetns() (int, error) { return 0, errNoNetns }
+
+func loopbackUp() error { return errNoNetns }
+
+func dieWithParent(*exec.Cmd) {}
