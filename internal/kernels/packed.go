@@ -141,7 +141,7 @@ func applyEpilogue(epi Epilogue, c []float32, ldc, r0, r1, c0, c1 int, bias []fl
 		case EpiQuickGELU:
 			quickGELU(row, simd)
 		case EpiGELU:
-			GELU(row)
+			gelu(row, simd)
 		}
 	}
 }

@@ -92,6 +92,19 @@ func quickGELU(x []float32, simd simdLevel) {
 	quickGELUGo(x)
 }
 
+//go:noescape
+func geluAVX2(x *float32, n int)
+
+// gelu applies the exact GELU in place (see geluGo).
+func gelu(x []float32, simd simdLevel) {
+	if simd >= simdAVX2 && len(x) >= 8 {
+		n := len(x) &^ 7
+		geluAVX2(&x[0], n)
+		x = x[n:]
+	}
+	geluGo(x)
+}
+
 // softmaxRowSIMD is softmaxRow with vector max, exp and scaling; the tail
 // of fewer than 8 elements goes through a -Inf padded block.
 func softmaxRowSIMD(x []float32) {

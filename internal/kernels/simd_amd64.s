@@ -464,3 +464,249 @@ tloop:
 tdone:
 	VZEROUPPER
 	RET
+
+// Constants of geluAVX2 (see geluGo in ops.go), eight lanes each.
+DATA geluconst<>+0(SB)/4, $0x7fffffff
+DATA geluconst<>+4(SB)/4, $0x7fffffff
+DATA geluconst<>+8(SB)/4, $0x7fffffff
+DATA geluconst<>+12(SB)/4, $0x7fffffff
+DATA geluconst<>+16(SB)/4, $0x7fffffff
+DATA geluconst<>+20(SB)/4, $0x7fffffff
+DATA geluconst<>+24(SB)/4, $0x7fffffff
+DATA geluconst<>+28(SB)/4, $0x7fffffff
+DATA geluconst<>+32(SB)/4, $0x80000000
+DATA geluconst<>+36(SB)/4, $0x80000000
+DATA geluconst<>+40(SB)/4, $0x80000000
+DATA geluconst<>+44(SB)/4, $0x80000000
+DATA geluconst<>+48(SB)/4, $0x80000000
+DATA geluconst<>+52(SB)/4, $0x80000000
+DATA geluconst<>+56(SB)/4, $0x80000000
+DATA geluconst<>+60(SB)/4, $0x80000000
+DATA geluconst<>+64(SB)/4, $0x3f3504f3
+DATA geluconst<>+68(SB)/4, $0x3f3504f3
+DATA geluconst<>+72(SB)/4, $0x3f3504f3
+DATA geluconst<>+76(SB)/4, $0x3f3504f3
+DATA geluconst<>+80(SB)/4, $0x3f3504f3
+DATA geluconst<>+84(SB)/4, $0x3f3504f3
+DATA geluconst<>+88(SB)/4, $0x3f3504f3
+DATA geluconst<>+92(SB)/4, $0x3f3504f3
+DATA geluconst<>+96(SB)/4, $0x3f200000
+DATA geluconst<>+100(SB)/4, $0x3f200000
+DATA geluconst<>+104(SB)/4, $0x3f200000
+DATA geluconst<>+108(SB)/4, $0x3f200000
+DATA geluconst<>+112(SB)/4, $0x3f200000
+DATA geluconst<>+116(SB)/4, $0x3f200000
+DATA geluconst<>+120(SB)/4, $0x3f200000
+DATA geluconst<>+124(SB)/4, $0x3f200000
+DATA geluconst<>+128(SB)/4, $0x3f906ebb
+DATA geluconst<>+132(SB)/4, $0x3f906ebb
+DATA geluconst<>+136(SB)/4, $0x3f906ebb
+DATA geluconst<>+140(SB)/4, $0x3f906ebb
+DATA geluconst<>+144(SB)/4, $0x3f906ebb
+DATA geluconst<>+148(SB)/4, $0x3f906ebb
+DATA geluconst<>+152(SB)/4, $0x3f906ebb
+DATA geluconst<>+156(SB)/4, $0x3f906ebb
+DATA geluconst<>+160(SB)/4, $0xbec093a2
+DATA geluconst<>+164(SB)/4, $0xbec093a2
+DATA geluconst<>+168(SB)/4, $0xbec093a2
+DATA geluconst<>+172(SB)/4, $0xbec093a2
+DATA geluconst<>+176(SB)/4, $0xbec093a2
+DATA geluconst<>+180(SB)/4, $0xbec093a2
+DATA geluconst<>+184(SB)/4, $0xbec093a2
+DATA geluconst<>+188(SB)/4, $0xbec093a2
+DATA geluconst<>+192(SB)/4, $0x3de7171c
+DATA geluconst<>+196(SB)/4, $0x3de7171c
+DATA geluconst<>+200(SB)/4, $0x3de7171c
+DATA geluconst<>+204(SB)/4, $0x3de7171c
+DATA geluconst<>+208(SB)/4, $0x3de7171c
+DATA geluconst<>+212(SB)/4, $0x3de7171c
+DATA geluconst<>+216(SB)/4, $0x3de7171c
+DATA geluconst<>+220(SB)/4, $0x3de7171c
+DATA geluconst<>+224(SB)/4, $0xbcdc011e
+DATA geluconst<>+228(SB)/4, $0xbcdc011e
+DATA geluconst<>+232(SB)/4, $0xbcdc011e
+DATA geluconst<>+236(SB)/4, $0xbcdc011e
+DATA geluconst<>+240(SB)/4, $0xbcdc011e
+DATA geluconst<>+244(SB)/4, $0xbcdc011e
+DATA geluconst<>+248(SB)/4, $0xbcdc011e
+DATA geluconst<>+252(SB)/4, $0xbcdc011e
+DATA geluconst<>+256(SB)/4, $0x3ba9729c
+DATA geluconst<>+260(SB)/4, $0x3ba9729c
+DATA geluconst<>+264(SB)/4, $0x3ba9729c
+DATA geluconst<>+268(SB)/4, $0x3ba9729c
+DATA geluconst<>+272(SB)/4, $0x3ba9729c
+DATA geluconst<>+276(SB)/4, $0x3ba9729c
+DATA geluconst<>+280(SB)/4, $0x3ba9729c
+DATA geluconst<>+284(SB)/4, $0x3ba9729c
+DATA geluconst<>+288(SB)/4, $0xba3ecaf1
+DATA geluconst<>+292(SB)/4, $0xba3ecaf1
+DATA geluconst<>+296(SB)/4, $0xba3ecaf1
+DATA geluconst<>+300(SB)/4, $0xba3ecaf1
+DATA geluconst<>+304(SB)/4, $0xba3ecaf1
+DATA geluconst<>+308(SB)/4, $0xba3ecaf1
+DATA geluconst<>+312(SB)/4, $0xba3ecaf1
+DATA geluconst<>+316(SB)/4, $0xba3ecaf1
+DATA geluconst<>+320(SB)/4, $0x371ac799
+DATA geluconst<>+324(SB)/4, $0x371ac799
+DATA geluconst<>+328(SB)/4, $0x371ac799
+DATA geluconst<>+332(SB)/4, $0x371ac799
+DATA geluconst<>+336(SB)/4, $0x371ac799
+DATA geluconst<>+340(SB)/4, $0x371ac799
+DATA geluconst<>+344(SB)/4, $0x371ac799
+DATA geluconst<>+348(SB)/4, $0x371ac799
+DATA geluconst<>+352(SB)/4, $0x3f10547b
+DATA geluconst<>+356(SB)/4, $0x3f10547b
+DATA geluconst<>+360(SB)/4, $0x3f10547b
+DATA geluconst<>+364(SB)/4, $0x3f10547b
+DATA geluconst<>+368(SB)/4, $0x3f10547b
+DATA geluconst<>+372(SB)/4, $0x3f10547b
+DATA geluconst<>+376(SB)/4, $0x3f10547b
+DATA geluconst<>+380(SB)/4, $0x3f10547b
+DATA geluconst<>+384(SB)/4, $0x3f1252be
+DATA geluconst<>+388(SB)/4, $0x3f1252be
+DATA geluconst<>+392(SB)/4, $0x3f1252be
+DATA geluconst<>+396(SB)/4, $0x3f1252be
+DATA geluconst<>+400(SB)/4, $0x3f1252be
+DATA geluconst<>+404(SB)/4, $0x3f1252be
+DATA geluconst<>+408(SB)/4, $0x3f1252be
+DATA geluconst<>+412(SB)/4, $0x3f1252be
+DATA geluconst<>+416(SB)/4, $0x3e534def
+DATA geluconst<>+420(SB)/4, $0x3e534def
+DATA geluconst<>+424(SB)/4, $0x3e534def
+DATA geluconst<>+428(SB)/4, $0x3e534def
+DATA geluconst<>+432(SB)/4, $0x3e534def
+DATA geluconst<>+436(SB)/4, $0x3e534def
+DATA geluconst<>+440(SB)/4, $0x3e534def
+DATA geluconst<>+444(SB)/4, $0x3e534def
+DATA geluconst<>+448(SB)/4, $0x3e440e6a
+DATA geluconst<>+452(SB)/4, $0x3e440e6a
+DATA geluconst<>+456(SB)/4, $0x3e440e6a
+DATA geluconst<>+460(SB)/4, $0x3e440e6a
+DATA geluconst<>+464(SB)/4, $0x3e440e6a
+DATA geluconst<>+468(SB)/4, $0x3e440e6a
+DATA geluconst<>+472(SB)/4, $0x3e440e6a
+DATA geluconst<>+476(SB)/4, $0x3e440e6a
+DATA geluconst<>+480(SB)/4, $0xc0231010
+DATA geluconst<>+484(SB)/4, $0xc0231010
+DATA geluconst<>+488(SB)/4, $0xc0231010
+DATA geluconst<>+492(SB)/4, $0xc0231010
+DATA geluconst<>+496(SB)/4, $0xc0231010
+DATA geluconst<>+500(SB)/4, $0xc0231010
+DATA geluconst<>+504(SB)/4, $0xc0231010
+DATA geluconst<>+508(SB)/4, $0xc0231010
+DATA geluconst<>+512(SB)/4, $0x40834c0b
+DATA geluconst<>+516(SB)/4, $0x40834c0b
+DATA geluconst<>+520(SB)/4, $0x40834c0b
+DATA geluconst<>+524(SB)/4, $0x40834c0b
+DATA geluconst<>+528(SB)/4, $0x40834c0b
+DATA geluconst<>+532(SB)/4, $0x40834c0b
+DATA geluconst<>+536(SB)/4, $0x40834c0b
+DATA geluconst<>+540(SB)/4, $0x40834c0b
+DATA geluconst<>+544(SB)/4, $0xc039866a
+DATA geluconst<>+548(SB)/4, $0xc039866a
+DATA geluconst<>+552(SB)/4, $0xc039866a
+DATA geluconst<>+556(SB)/4, $0xc039866a
+DATA geluconst<>+560(SB)/4, $0xc039866a
+DATA geluconst<>+564(SB)/4, $0xc039866a
+DATA geluconst<>+568(SB)/4, $0xc039866a
+DATA geluconst<>+572(SB)/4, $0xc039866a
+DATA geluconst<>+576(SB)/4, $0x3f50a0f6
+DATA geluconst<>+580(SB)/4, $0x3f50a0f6
+DATA geluconst<>+584(SB)/4, $0x3f50a0f6
+DATA geluconst<>+588(SB)/4, $0x3f50a0f6
+DATA geluconst<>+592(SB)/4, $0x3f50a0f6
+DATA geluconst<>+596(SB)/4, $0x3f50a0f6
+DATA geluconst<>+600(SB)/4, $0x3f50a0f6
+DATA geluconst<>+604(SB)/4, $0x3f50a0f6
+GLOBL geluconst<>(SB), RODATA|NOPTR, $608
+
+#define GK_ABS geluconst<>+0(SB)
+#define GK_SIGN geluconst<>+32(SB)
+#define GK_RS2 geluconst<>+64(SB)
+#define GK_SPLIT geluconst<>+96(SB)
+#define GK_G1_0 geluconst<>+128(SB)
+#define GK_G1_1 geluconst<>+160(SB)
+#define GK_G1_2 geluconst<>+192(SB)
+#define GK_G1_3 geluconst<>+224(SB)
+#define GK_G1_4 geluconst<>+256(SB)
+#define GK_G1_5 geluconst<>+288(SB)
+#define GK_G2_0 geluconst<>+320(SB)
+#define GK_G2_1 geluconst<>+352(SB)
+#define GK_G2_2 geluconst<>+384(SB)
+#define GK_G2_3 geluconst<>+416(SB)
+#define GK_G2_4 geluconst<>+448(SB)
+#define GK_G2_5 geluconst<>+480(SB)
+#define GK_G2_6 geluconst<>+512(SB)
+#define GK_G2_7 geluconst<>+544(SB)
+#define GK_G2_8 geluconst<>+576(SB)
+
+// func geluAVX2(x *float32, n int)
+// The exact GELU of the first n&^7 elements in place, as geluGo.
+TEXT ·geluAVX2(SB), NOSPLIT, $0-16
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	SHRQ $3, CX
+	JEQ  gdone
+
+gloop:
+	VMOVUPS (DI), Y4
+	VANDPS  GK_ABS, Y4, Y5
+	VMULPS  GK_RS2, Y5, Y5
+
+	// Small branch: e = a·P1(a²) in Y8.
+	VMULPS      Y5, Y5, Y6
+	VMOVUPS     GK_G1_5, Y8
+	VFMADD213PS GK_G1_4, Y6, Y8
+	VFMADD213PS GK_G1_3, Y6, Y8
+	VFMADD213PS GK_G1_2, Y6, Y8
+	VFMADD213PS GK_G1_1, Y6, Y8
+	VFMADD213PS GK_G1_0, Y6, Y8
+	VMULPS      Y5, Y8, Y8
+
+	// Large branch: c = e^(-a²)·P2(1/(1+a)) in Y9, with a² = x²/2 as
+	// sh + sl (sl the FMA residual): e^(-a²) ≈ e^(-sh)·(1 - sl).
+	VADDPS      K_ONE, Y5, Y9
+	VMOVUPS     K_ONE, Y10
+	VDIVPS      Y9, Y10, Y9
+	VMOVUPS     GK_G2_8, Y10
+	VFMADD213PS GK_G2_7, Y9, Y10
+	VFMADD213PS GK_G2_6, Y9, Y10
+	VFMADD213PS GK_G2_5, Y9, Y10
+	VFMADD213PS GK_G2_4, Y9, Y10
+	VFMADD213PS GK_G2_3, Y9, Y10
+	VFMADD213PS GK_G2_2, Y9, Y10
+	VFMADD213PS GK_G2_1, Y9, Y10
+	VFMADD213PS GK_G2_0, Y9, Y10
+	VMULPS      K_HALF, Y4, Y11
+	VMULPS      Y4, Y11, Y12
+	VFMSUB213PS Y12, Y4, Y11
+	VMOVUPS     K_ONE, Y13
+	VSUBPS      Y11, Y13, Y13
+	VMULPS      Y13, Y10, Y10
+	VXORPS      GK_SIGN, Y12, Y0
+	EXP
+	VMULPS      Y10, Y0, Y9
+	VXORPS      Y11, Y11, Y11
+	VMAXPS      Y11, Y9, Y9
+
+	// u = erf(a): small ? e : 1-c; then 1 + sign(x)·u, except c itself
+	// where x < 0 on the large branch.
+	VMOVUPS   K_ONE, Y10
+	VSUBPS    Y9, Y10, Y10
+	VCMPPS    $1, GK_SPLIT, Y5, Y11
+	VBLENDVPS Y11, Y8, Y10, Y10
+	VANDPS    GK_SIGN, Y4, Y12
+	VXORPS    Y12, Y10, Y10
+	VADDPS    K_ONE, Y10, Y10
+	VANDNPS   Y4, Y11, Y12
+	VBLENDVPS Y12, Y9, Y10, Y10
+	VMULPS    K_HALF, Y4, Y4
+	VMULPS    Y10, Y4, Y4
+	VMOVUPS   Y4, (DI)
+	ADDQ      $32, DI
+	DECQ      CX
+	JNE       gloop
+
+gdone:
+	VZEROUPPER
+	RET

@@ -6,6 +6,8 @@ func quickGELU(x []float32, simd simdLevel) { quickGELUGo(x) }
 
 func softmaxRow(x []float32, simd simdLevel) { softmaxRowGo(x) }
 
+func gelu(x []float32, simd simdLevel) { geluGo(x) }
+
 // Dot returns Σ a[i]·b[i] over len(a) elements.
 func Dot(a, b []float32) float32 { return dotGo(a, b) }
 
