@@ -87,6 +87,7 @@ func FromHF(f *File) (*File, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %v", f.Path, err)
 			}
+			f.Release(t) // the transposed copy replaces it
 			if err := out.add(tt); err != nil {
 				return nil, err
 			}
@@ -146,6 +147,9 @@ func FromHF(f *File) (*File, error) {
 		t, err := concat0(ref, g.parts)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", f.Path, err)
+		}
+		for _, p := range g.parts { // the concatenated copy replaces them
+			f.Release(p)
 		}
 		if _, dup := out.Tensors[ref]; dup {
 			return nil, fmt.Errorf("%s: tensor %q appears twice", f.Path, ref)
