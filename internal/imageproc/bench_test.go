@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -57,43 +58,68 @@ func BenchmarkPreprocess(b *testing.B) {
 		path := benchJPEG(b, sz[0], sz[1])
 		for _, threads := range []int{1, 2} {
 			b.Run(fmt.Sprintf("jpeg%dx%d/threads=%d", sz[0], sz[1], threads), func(b *testing.B) {
-				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads))
-				o := DefaultOptions(224)
-				dsts := make([][]float32, threads)
-				for i := range dsts {
-					dsts[i] = make([]float32, 3*224*224)
-				}
-				b.ReportAllocs()
-				b.ResetTimer()
-				var next int64
-				var mu sync.Mutex
-				var wg sync.WaitGroup
-				for t := 0; t < threads; t++ {
-					wg.Add(1)
-					go func(dst []float32) {
-						defer wg.Done()
-						for {
-							mu.Lock()
-							i := next
-							next++
-							mu.Unlock()
-							if i >= int64(b.N) {
-								return
-							}
-							img, err := LoadFile(path, o)
-							if err == nil {
-								err = PreprocessInto(dst, img, o)
-							}
-							if err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					}(dsts[t])
-				}
-				wg.Wait()
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "images/s")
+				benchFiles(b, path, threads, func(dst []float32, path string, o Options) error {
+					return PreprocessFileInto(dst, path, o)
+				})
+			})
+			b.Run(fmt.Sprintf("jpeg%dx%d/LoadFile/threads=%d", sz[0], sz[1], threads), func(b *testing.B) {
+				benchFiles(b, path, threads, func(dst []float32, path string, o Options) error {
+					img, err := LoadFile(path, o)
+					if err != nil {
+						return err
+					}
+					return PreprocessInto(dst, img, o)
+				})
 			})
 		}
+	}
+}
+
+// benchFiles runs prep on path b.N times on threads goroutines (with
+// GOMAXPROCS = threads) and reports images/s.
+func benchFiles(b *testing.B, path string, threads int, prep func(dst []float32, path string, o Options) error) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads))
+	o := DefaultOptions(224)
+	b.ReportAllocs()
+	b.ResetTimer()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for t := 0; t < threads; t++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dst := make([]float32, 3*224*224)
+			for next.Add(1) <= int64(b.N) {
+				if err := prep(dst, path, o); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "images/s")
+}
+
+// BenchmarkResizeRGBA measures resize+crop+normalise alone (no decoding) of
+// an opaque 640×480 and a 4000×3000 *image.RGBA read in place.
+func BenchmarkResizeRGBA(b *testing.B) {
+	for _, sz := range [][2]int{{640, 480}, {4000, 3000}} {
+		b.Run(fmt.Sprintf("%dx%d", sz[0], sz[1]), func(b *testing.B) {
+			img := image.NewRGBA(image.Rect(0, 0, sz[0], sz[1]))
+			rand.New(rand.NewSource(1)).Read(img.Pix)
+			for i := 3; i < len(img.Pix); i += 4 {
+				img.Pix[i] = 255
+			}
+			o := DefaultOptions(224)
+			dst := make([]float32, 3*224*224)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := PreprocessImageInto(dst, img, o); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
