@@ -94,17 +94,19 @@ func numel(shape []int) int {
 	return n
 }
 
-// LoadResult is what MeasureLoad reports. Memory figures are in MB (1e6
-// bytes would differ by 5%; these are MiB as /proc reports them).
+// LoadResult is what MeasureLoad reports. Sizes are in MB of 10⁶ bytes,
+// the unit of the file size and of the issue's bound (RSSBoundMB), not the
+// MiB that `goclip bench` reports.
 type LoadResult struct {
-	FileMB        float64       // size of the checkpoint (1e6 bytes)
+	FileMB        float64       // size of the checkpoint
 	ReadOnce      time.Duration // reading the whole file once through a 4 MiB buffer, for comparison
 	Load          time.Duration // open (mmap) + model.New (packing) + Close
-	RSSBefore     float64       // MiB resident before loading
-	RSSAfterLoad  float64       // MiB resident after loading, file closed
-	PeakRSSLoad   float64       // MiB, the process's high-water mark right after loading
-	RSSAfterEmbed float64       // MiB resident after embedding a batch of images and texts
-	PeakRSS       float64       // MiB, the process's high-water mark after embedding
+	LoadCPU       time.Duration // CPU time (user + system, all threads) the load took; 0 where unknown
+	RSSBefore     float64       // resident before loading
+	RSSAfterLoad  float64       // resident after loading, file closed
+	PeakRSSLoad   float64       // the process's high-water mark right after loading
+	RSSAfterEmbed float64       // resident after embedding a batch of images and texts
+	PeakRSS       float64       // the process's high-water mark after embedding
 }
 
 // RSSBoundMB is the issue's peak-memory goal for a checkpoint of fileMB
@@ -155,6 +157,7 @@ func MeasureLoad(path string, cfg model.Config, batch int) (LoadResult, error) {
 	debug.FreeOSMemory()
 	resetPeakRSS()
 	res.RSSBefore = rssMB("VmRSS:")
+	cpu0 := cpuTime()
 	start := time.Now()
 	f, err := checkpoint.OpenSafetensors(path)
 	if err != nil {
@@ -166,7 +169,10 @@ func MeasureLoad(path string, cfg model.Config, batch int) (LoadResult, error) {
 	}
 	f.Close()
 	res.Load = time.Since(start)
-	res.PeakRSSLoad = PeakRSSMB()
+	if cpu0 > 0 {
+		res.LoadCPU = cpuTime() - cpu0
+	}
+	res.PeakRSSLoad = rssMB("VmHWM:")
 	runtime.GC()
 	res.RSSAfterLoad = rssMB("VmRSS:")
 	if batch <= 0 {
@@ -189,9 +195,33 @@ func MeasureLoad(path string, cfg model.Config, batch int) (LoadResult, error) {
 		return LoadResult{}, err
 	}
 	res.RSSAfterEmbed = rssMB("VmRSS:")
-	res.PeakRSS = PeakRSSMB()
+	res.PeakRSS = rssMB("VmHWM:")
 	runtime.KeepAlive(m)
 	return res, nil
+}
+
+// cpuTime returns the CPU time this process has used (user + system, from
+// /proc/self/stat, so in clock ticks of 10 ms), or 0 where unknown.
+func cpuTime() time.Duration {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces; fields count from its ")".
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	fs := strings.Fields(string(b[i+1:]))
+	if len(fs) < 13 {
+		return 0
+	}
+	u, err1 := strconv.ParseInt(fs[11], 10, 64) // utime, field 14
+	s, err2 := strconv.ParseInt(fs[12], 10, 64) // stime, field 15
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(u+s) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 }
 
 // resetPeakRSS resets the process's VmHWM to its current RSS where Linux
@@ -200,7 +230,8 @@ func resetPeakRSS() {
 	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 }
 
-// rssMB reads a "Vm…:" line of /proc/self/status in MB (0 where unknown).
+// rssMB reads a "Vm…:" or "Rss…:" line of /proc/self/status (in kB, that
+// is KiB) and returns it in MB of 10⁶ bytes (0 where unknown).
 func rssMB(key string) float64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
@@ -210,7 +241,7 @@ func rssMB(key string) float64 {
 		if rest, ok := strings.CutPrefix(line, key); ok {
 			if fs := strings.Fields(rest); len(fs) > 0 {
 				kb, _ := strconv.ParseFloat(fs[0], 64)
-				return kb / 1024
+				return kb * 1024 / 1e6
 			}
 		}
 	}
