@@ -436,7 +436,7 @@ func (m *Model) EncodeImages(ctx context.Context, imgs []image.Image) ([][]float
 		if imgs[i] == nil {
 			return fmt.Errorf("image %d is nil", i)
 		}
-		return imageproc.PreprocessInto(dst, imageproc.FromImage(imgs[i]), m.pre)
+		return imageproc.PreprocessImageInto(dst, imgs[i], m.pre)
 	})
 }
 
@@ -459,11 +459,7 @@ func (m *Model) EncodeImageFiles(ctx context.Context, paths []string) ([][]float
 func (m *Model) EmbedImageFiles(ctx context.Context, paths []string) ([][]float32, []error) {
 	errs := make([]error, len(paths))
 	emb, err := m.encode(ctx, len(paths), func(i int, dst []float32) error {
-		img, err := imageproc.LoadFile(paths[i], m.pre)
-		if err == nil {
-			err = imageproc.PreprocessInto(dst, img, m.pre)
-		}
-		if err != nil {
+		if err := imageproc.PreprocessFileInto(dst, paths[i], m.pre); err != nil {
 			errs[i] = err
 			return errSkip
 		}
@@ -510,7 +506,7 @@ func (m *Model) EncodePixels(ctx context.Context, pixels []float32, n int) ([][]
 func (m *Model) Preprocess(img image.Image) ([]float32, error) {
 	s := m.ImageSize()
 	dst := make([]float32, 3*s*s)
-	return dst, imageproc.PreprocessInto(dst, imageproc.FromImage(img), m.pre)
+	return dst, imageproc.PreprocessImageInto(dst, img, m.pre)
 }
 
 // encode preprocesses n inputs in parallel (prep fills one image's pixels;

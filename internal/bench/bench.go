@@ -37,6 +37,11 @@ type Result struct {
 	MsPerItem float64 `json:"ms_per_item"`
 	GFLOPs    float64 `json:"gflops"`
 	PeakRSSMB float64 `json:"peak_rss_mb"`
+	// CPUMsPerItem is the process CPU time (all threads) per item: with
+	// one thread it equals MsPerItem on an idle machine, and the ratio of
+	// the two-thread to the one-thread figure is the cost of splitting the
+	// work, robust to other load on the machine (0 where unknown).
+	CPUMsPerItem float64 `json:"cpu_ms_per_item"`
 }
 
 // Run builds the architecture with random weights and measures it.
@@ -104,7 +109,7 @@ func Run(o Options) (Result, error) {
 			return Result{}, err
 		}
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	n := 0
 	for time.Since(start) < o.MinTime || n < 2 {
 		if err := step(); err != nil {
@@ -113,11 +118,12 @@ func Run(o Options) (Result, error) {
 		n++
 	}
 	el := time.Since(start).Seconds()
+	cpu := processCPU() - cpu0
 	items := float64(n * o.Batch)
 	return Result{
 		Arch: o.Arch, What: o.What, Batch: o.Batch, Threads: runtime.GOMAXPROCS(0), Precision: o.Precision,
 		ItemsPerS: items / el, MsPerItem: 1000 * el / items, GFLOPs: flops * items / el / 1e9,
-		PeakRSSMB: PeakRSSMB(),
+		PeakRSSMB: PeakRSSMB(), CPUMsPerItem: 1000 * cpu.Seconds() / items,
 	}, nil
 }
 
