@@ -2,23 +2,35 @@ package kernels
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // Conv is a 2-D convolution (square kernel, equal stride and padding in
-// both directions, no groups or dilation) whose weight is packed once into
-// the GEMM microkernel's layout. It runs on channels-last (NHWC)
-// activations, where a convolution is a product of patch rows and the
-// weight: a 1×1, stride 1 convolution multiplies the input rows directly;
-// other convolutions gather patches (im2col) a block of output pixels at a
-// time, so the gathered block stays in cache. Bias, ReLU and a residual add
-// are fused. A Conv is read-only after PackConv and safe for concurrent use.
+// both directions, no groups or dilation) on NCHW tensors whose weight is
+// packed once into the GEMM microkernel's row panels, so that a call only
+// packs the input. Per image the convolution is the product
+// y[Out, pixels] = W[Out, In·K·K] · patches[In·K·K, pixels], computed as an
+// implicit GEMM: the patch matrix is never built, each kc×nc block of it is
+// packed straight from the image (contiguous runs of an image row), and the
+// bias, ReLU and a residual add are applied to each finished block while
+// it is in cache. Work is split into (image, output-channel block, pixel
+// block) tasks that the pool's workers take in turn. A Conv is read-only
+// after PackConv and safe for concurrent use.
 type Conv struct {
 	In, Out, K, Stride, Pad int
-	w                       *PackedB // [Out, K·K·In], columns ordered (ky, kx, ci)
+
+	kern    *microKernel
+	kc      int
+	mPanels int // ceil(Out / mr)
+	// a holds, for each K block pc (kc rows of the patch matrix, the last
+	// one shorter), mPanels panels of kcLen×mr weights starting at
+	// pc·mPanels·mr: a[.. + q·mr + r] = W[panel·mr + r, pc + q].
+	a []float32
 }
 
-// ConvEpilogue selects what Conv.Forward does after adding the bias.
+// ConvEpilogue selects what Conv.Forward does after the product.
 type ConvEpilogue int
 
 const (
@@ -39,226 +51,356 @@ func PackConv(w []float32, out, in, k, stride, pad int) *Conv {
 		panic(fmt.Sprintf("kernels.PackConv: weight of %d elements for out=%d in=%d k=%d stride=%d pad=%d",
 			len(w), out, in, k, stride, pad))
 	}
-	kk := k * k * in
-	wr := w[:out*kk]
-	if k > 1 {
-		// OIHW → O(ky,kx,I): a patch row of an NHWC image is contiguous
-		// along the channels of each kernel tap.
-		wr = make([]float32, out*kk)
-		for o := range out {
-			src, dst := w[o*kk:(o+1)*kk], wr[o*kk:(o+1)*kk]
-			for ci := range in {
-				for t := range k * k {
-					dst[t*in+ci] = src[ci*k*k+t]
+	kern := current.Load()
+	mr := kern.mr
+	kk := in * k * k
+	c := &Conv{In: in, Out: out, K: k, Stride: stride, Pad: pad, kern: kern, kc: kern.kc, mPanels: (out + mr - 1) / mr}
+	c.a = make([]float32, c.mPanels*mr*kk)
+	for pc := 0; pc < kk; pc += c.kc {
+		kcLen := min(c.kc, kk-pc)
+		for pan := range c.mPanels {
+			dst := c.a[pc*c.mPanels*mr+pan*kcLen*mr:][:kcLen*mr]
+			for r := range min(mr, out-pan*mr) {
+				row := w[(pan*mr+r)*kk+pc:][:kcLen]
+				for q, v := range row {
+					dst[q*mr+r] = v
 				}
 			}
 		}
 	}
-	return &Conv{In: in, Out: out, K: k, Stride: stride, Pad: pad, w: PackLinear(wr, out, kk)}
+	return c
 }
 
 // OutSize returns the output size along a spatial dimension of input size n.
 func (c *Conv) OutSize(n int) int { return (n+2*c.Pad-c.K)/c.Stride + 1 }
 
-// Forward convolves x [batch, h, w, In] (NHWC) into y [batch, oh, ow, Out]
-// (NHWC), adds bias [Out] (nil: none) and applies epi. It returns oh, ow.
+// Forward convolves x [batch, In, h, w] into y [batch, Out, oh, ow] (both
+// NCHW), adds bias [Out] (nil: none) and applies epi. It returns oh, ow.
 // y must not overlap x. It panics if a slice is too short.
 func (c *Conv) Forward(y, x []float32, batch, h, w int, bias []float32, epi ConvEpilogue) (oh, ow int) {
-	return c.forward(y, x, batch, h, w, bias, epi, false)
-}
-
-// ForwardNCHW is Forward for an input in PyTorch's NCHW layout x [batch,
-// In, h, w]; the output is still NHWC. It suits a network's first
-// convolution, whose input has few channels.
-func (c *Conv) ForwardNCHW(y, x []float32, batch, h, w int, bias []float32, epi ConvEpilogue) (oh, ow int) {
-	return c.forward(y, x, batch, h, w, bias, epi, true)
-}
-
-// convRowFloats is the size (floats) of the patch block gathered at a
-// time; convMinRows the fewest output pixels per block, so that the
-// product still reuses each weight panel over many rows. (Variables so
-// that tests can exercise the blocking on small images.)
-var (
-	convRowFloats = 1 << 20
-	convMinRows   = 576
-)
-
-var colPool = sync.Pool{New: func() any { return new([]float32) }}
-
-func (c *Conv) forward(y, x []float32, batch, h, w int, bias []float32, epi ConvEpilogue, nchw bool) (int, int) {
-	oh, ow := c.OutSize(h), c.OutSize(w)
+	oh, ow = c.OutSize(h), c.OutSize(w)
 	if batch <= 0 || oh <= 0 || ow <= 0 {
 		return max(oh, 0), max(ow, 0)
 	}
-	m := batch * oh * ow
-	kk := c.K * c.K * c.In
-	if len(x) < batch*h*w*c.In || len(y) < m*c.Out || (bias != nil && len(bias) < c.Out) {
+	if len(x) < batch*c.In*h*w || len(y) < batch*c.Out*oh*ow || (bias != nil && len(bias) < c.Out) {
 		panic(fmt.Sprintf("kernels.Conv.Forward: len(y)=%d len(x)=%d len(bias)=%d for batch=%d %d×%d in=%d out=%d",
 			len(y), len(x), len(bias), batch, h, w, c.In, c.Out))
 	}
 	if epi < ConvBias || epi > ConvResidualReLU {
 		panic(fmt.Sprintf("kernels.Conv.Forward: unknown epilogue %d", int(epi)))
 	}
-	gemmEpi := EpiNone
-	if epi == ConvResidualReLU {
-		gemmEpi = EpiResidual
-	}
-	direct := c.K == 1 && c.Stride == 1 && c.Pad == 0 && !nchw
-	rows := m
-	var colp *[]float32
-	if !direct {
-		rows = min(m, max(convMinRows, convRowFloats/kk))
-		colp = colPool.Get().(*[]float32)
-		if cap(*colp) < rows*kk {
-			*colp = make([]float32, rows*kk)
+	t := convTaskPool.Get().(*convTask)
+	*t = convTask{c: c, x: x, y: y, bias: bias, epi: epi, batch: batch, h: h, w: w, oh: oh, ow: ow}
+	t.plan(runtime.GOMAXPROCS(0))
+	if t.shared {
+		// Few pixel blocks: pack each once, then split the output channels.
+		need := t.batch * t.nBlocks * t.unit
+		if cap(t.pre) < need {
+			t.pre = make([]float32, need)
 		}
-		defer colPool.Put(colp)
+		t.packing = true
+		parallelTask(min(t.workers, t.batch*t.nBlocks*t.kBlocks), t)
+		t.packing = false
+		t.next.Store(0)
 	}
-	g := convGeom{in: c.In, k: c.K, stride: c.Stride, pad: c.Pad, h: h, w: w, oh: oh, ow: ow}
-	for r0 := 0; r0 < m; r0 += rows {
-		n := min(rows, m-r0)
-		var src []float32
-		if direct {
-			src = x[r0*kk:]
-		} else {
-			col := (*colp)[:n*kk]
-			Parallel(n, func(lo, hi int) {
-				if nchw {
-					g.im2colNCHW(col, x, r0, lo, hi)
-				} else {
-					g.im2colNHWC(col, x, r0, lo, hi)
-				}
-			})
-			src = col
-		}
-		dst := y[r0*c.Out : (r0+n)*c.Out]
-		LinearPacked(dst, src[:n*kk], c.w, bias, n, gemmEpi)
-		if epi != ConvBias {
-			ReLU(dst)
-		}
-	}
+	parallelTask(t.workers, t)
+	pre := t.pre
+	*t = convTask{pre: pre[:0]}
+	convTaskPool.Put(t)
 	return oh, ow
 }
 
-// convGeom is the geometry of one convolution call.
-type convGeom struct {
-	in, k, stride, pad int
-	h, w, oh, ow       int
+// convNC is the pixel block (columns of the product) of one task: its
+// packed kc×convNC patch block stays in L2.
+const convNC = 256
+
+// convTask is one Forward call: the (image, channel block, pixel block)
+// tasks, handed out through next.
+type convTask struct {
+	c                   *Conv
+	x, y, bias          []float32
+	epi                 ConvEpilogue
+	batch, h, w, oh, ow int
+
+	mBlock, mBlocks, nBlocks, kBlocks, tasks, workers int
+	// shared: the patches of each (image, pixel block) are packed once into
+	// pre (unit floats each: every K block's panels) by a first pass whose
+	// tasks are (image, pixel block, K block), while packing is set.
+	shared, packing bool
+	unit            int
+	pre             []float32
+	next            atomic.Int64
 }
 
-// im2colNHWC writes the patch rows of output pixels base+lo … base+hi-1
-// into col (row i at col[i·K·K·In]) from the NHWC image x.
-func (g *convGeom) im2colNHWC(col, x []float32, base, lo, hi int) {
-	kk := g.k * g.k * g.in
-	for i := lo; i < hi; i++ {
-		r := base + i
-		b, p := r/(g.oh*g.ow), r%(g.oh*g.ow)
-		oy, ox := p/g.ow, p%g.ow
-		row := col[i*kk : (i+1)*kk]
-		for ky := range g.k {
-			iy := oy*g.stride - g.pad + ky
-			for kx := range g.k {
-				ix := ox*g.stride - g.pad + kx
-				dst := row[(ky*g.k+kx)*g.in : (ky*g.k+kx+1)*g.in]
-				if iy < 0 || iy >= g.h || ix < 0 || ix >= g.w {
-					clear(dst)
+var convTaskPool = sync.Pool{New: func() any { return new(convTask) }}
+
+// plan splits the work into tasks: one per (image, pixel block) when there
+// are enough of them to keep the workers busy; otherwise the patches are
+// packed once (shared) and the output channels split into blocks.
+func (t *convTask) plan(workers int) {
+	c := t.c
+	mr, nr := c.kern.mr, c.kern.nr
+	n := t.oh * t.ow
+	kk := c.In * c.K * c.K
+	t.nBlocks = (n + convNC - 1) / convNC
+	t.kBlocks = (kk + c.kc - 1) / c.kc
+	t.mBlock = c.mPanels * mr
+	if 2*float64(c.Out)*float64(n)*float64(kk)*float64(t.batch) < minParallelFlops {
+		workers = 1
+	}
+	if workers > 1 && t.batch*t.nBlocks < 2*workers {
+		t.shared = true
+		t.unit = kk * (min(n, convNC) + nr - 1) / nr * nr
+		for t.batch*t.nBlocks*((c.Out+t.mBlock-1)/t.mBlock) < 4*workers && t.mBlock > 2*mr {
+			t.mBlock = (t.mBlock/2 + mr - 1) / mr * mr
+		}
+	}
+	t.mBlocks = (c.Out + t.mBlock - 1) / t.mBlock
+	t.tasks = t.batch * t.mBlocks * t.nBlocks
+	t.workers = min(workers, t.tasks)
+}
+
+// RunRange is a worker: it takes tasks until none is left.
+func (t *convTask) RunRange(lo, hi int) {
+	s := convScratchPool.Get().(*convScratch)
+	defer convScratchPool.Put(s)
+	n := t.oh * t.ow
+	if t.packing {
+		for {
+			i := int(t.next.Add(1) - 1)
+			if i >= t.batch*t.nBlocks*t.kBlocks {
+				return
+			}
+			unit, kb := i/t.kBlocks, i%t.kBlocks
+			b, nb := unit/t.nBlocks, unit%t.nBlocks
+			j0, j1 := nb*convNC, min(n, (nb+1)*convNC)
+			t.packBlock(s, t.pre[unit*t.unit:(unit+1)*t.unit], b, kb*t.c.kc, j0, j1)
+		}
+	}
+	for {
+		i := int(t.next.Add(1) - 1)
+		if i >= t.tasks {
+			return
+		}
+		b, rest := i/(t.mBlocks*t.nBlocks), i%(t.mBlocks*t.nBlocks)
+		mb, nb := rest/t.nBlocks, rest%t.nBlocks
+		var pre []float32
+		if t.shared {
+			unit := b*t.nBlocks + nb
+			pre = t.pre[unit*t.unit : (unit+1)*t.unit]
+		}
+		t.block(s, pre, b, mb*t.mBlock, min(t.c.Out, (mb+1)*t.mBlock), nb*convNC, min(n, (nb+1)*convNC))
+	}
+}
+
+// convScratch is one worker's packing buffers.
+type convScratch struct {
+	b   []float32 // packed patch block, kc × ncPad
+	tmp []float32 // one edge tile, mr × nr
+	idx []int32   // per kernel tap and pixel: offset in a channel plane, or -1 (padding)
+	run []int32   // per kernel tap and panel: offset of a contiguous run, or -1
+}
+
+var convScratchPool = sync.Pool{New: func() any { return new(convScratch) }}
+
+// packBlock packs the K block starting at pc of pixels j0…j1-1 of image b
+// into unit (laid out as block expects a shared packing).
+func (t *convTask) packBlock(s *convScratch, unit []float32, b, pc, j0, j1 int) {
+	c := t.c
+	nr := c.kern.nr
+	kk := c.In * c.K * c.K
+	ncPad := (j1 - j0 + nr - 1) / nr * nr
+	kcLen := min(c.kc, kk-pc)
+	t.offsets(s, j0, j1)
+	ximg := t.x[b*c.In*t.h*t.w : (b+1)*c.In*t.h*t.w]
+	t.packB(unit[pc*ncPad:][:kcLen*ncPad], s.idx, s.run, ximg, pc, kcLen, j0, j1-j0, nr)
+}
+
+// block computes output channels m0…m1-1 for pixels j0…j1-1 of image b,
+// packing the patches itself unless pre holds them.
+func (t *convTask) block(s *convScratch, pre []float32, b, m0, m1, j0, j1 int) {
+	c := t.c
+	kern := c.kern
+	mr, nr, kc := kern.mr, kern.nr, c.kc
+	kk := c.In * c.K * c.K
+	ncLen := j1 - j0
+	nPan := (ncLen + nr - 1) / nr
+	if pre == nil {
+		if need := kc * nPan * nr; cap(s.b) < need {
+			s.b = make([]float32, need)
+		}
+		t.offsets(s, j0, j1)
+	}
+	if cap(s.tmp) < mr*nr {
+		s.tmp = make([]float32, mr*nr)
+	}
+	n := t.oh * t.ow
+	ldc := n
+	cimg := t.y[b*c.Out*n:]
+	ximg := t.x[b*c.In*t.h*t.w : (b+1)*c.In*t.h*t.w]
+	residual := t.epi == ConvResidualReLU
+	for pc := 0; pc < kk; pc += kc {
+		kcLen := min(kc, kk-pc)
+		var bp []float32
+		if pre != nil {
+			bp = pre[pc*nPan*nr:][:kcLen*nPan*nr]
+		} else {
+			bp = s.b[:kcLen*nPan*nr]
+			t.packB(bp, s.idx, s.run, ximg, pc, kcLen, j0, ncLen, nr)
+		}
+		accum := 0
+		if pc > 0 || residual {
+			accum = 1
+		}
+		ablk := c.a[pc*c.mPanels*mr:]
+		for ir := m0; ir < m1; ir += mr {
+			mrLen := min(mr, m1-ir)
+			ap := &ablk[(ir/mr)*kcLen*mr]
+			for jp := range nPan {
+				jr := jp * nr
+				nrLen := min(nr, ncLen-jr)
+				off := ir*ldc + j0 + jr
+				if mrLen == mr && nrLen == nr {
+					kern.fn(kcLen, ap, &bp[jp*kcLen*nr], &cimg[off], ldc, accum)
 					continue
 				}
-				off := ((b*g.h+iy)*g.w + ix) * g.in
-				copy(dst, x[off:off+g.in])
-			}
-		}
-	}
-}
-
-// im2colNCHW is im2colNHWC for an NCHW image.
-func (g *convGeom) im2colNCHW(col, x []float32, base, lo, hi int) {
-	kk := g.k * g.k * g.in
-	plane := g.h * g.w
-	for i := lo; i < hi; i++ {
-		r := base + i
-		b, p := r/(g.oh*g.ow), r%(g.oh*g.ow)
-		oy, ox := p/g.ow, p%g.ow
-		row := col[i*kk : (i+1)*kk]
-		img := x[b*g.in*plane : (b+1)*g.in*plane]
-		for ky := range g.k {
-			iy := oy*g.stride - g.pad + ky
-			for kx := range g.k {
-				ix := ox*g.stride - g.pad + kx
-				dst := row[(ky*g.k+kx)*g.in : (ky*g.k+kx+1)*g.in]
-				if iy < 0 || iy >= g.h || ix < 0 || ix >= g.w {
-					clear(dst)
-					continue
-				}
-				for ci := range dst {
-					dst[ci] = img[ci*plane+iy*g.w+ix]
-				}
-			}
-		}
-	}
-}
-
-// ReLU sets x[i] = max(x[i], 0) (NaN stays NaN), split over the worker
-// pool when x is large.
-func ReLU(x []float32) {
-	const chunk = 1 << 14
-	if len(x) <= chunk {
-		relu(x)
-		return
-	}
-	Parallel((len(x)+chunk-1)/chunk, func(lo, hi int) {
-		relu(x[lo*chunk : min(hi*chunk, len(x))])
-	})
-}
-
-// reluGo is the portable ReLU.
-func reluGo(x []float32) {
-	for i, v := range x {
-		if v < 0 {
-			x[i] = 0
-		}
-	}
-}
-
-// AvgPoolNHWC applies AvgPool2d(k) (stride k, no padding, floor) to x
-// [batch, h, w, c] (NHWC) into y [batch, h/k, w/k, c], applying ReLU to the
-// inputs first when relu is set. It returns the output size.
-func AvgPoolNHWC(y, x []float32, batch, h, w, c, k int, relu bool) (oh, ow int) {
-	if k <= 0 {
-		panic(fmt.Sprintf("kernels.AvgPoolNHWC: kernel size %d", k))
-	}
-	oh, ow = h/k, w/k
-	if len(x) < batch*h*w*c || len(y) < batch*oh*ow*c {
-		panic(fmt.Sprintf("kernels.AvgPoolNHWC: len(y)=%d len(x)=%d for batch=%d %d×%d×%d k=%d",
-			len(y), len(x), batch, h, w, c, k))
-	}
-	area := float32(k * k)
-	Parallel(batch*oh, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			b, oy := r/oh, r%oh
-			for ox := range ow {
-				dst := y[((b*oh+oy)*ow+ox)*c : ((b*oh+oy)*ow+ox+1)*c]
-				clear(dst)
-				for dy := range k {
-					for dx := range k {
-						off := ((b*h+oy*k+dy)*w + ox*k + dx) * c
-						src := x[off : off+c]
-						if relu {
-							for i, v := range src {
-								if !(v <= 0) {
-									dst[i] += v
-								}
-							}
-						} else {
-							addTo(dst, src)
-						}
+				kern.fn(kcLen, ap, &bp[jp*kcLen*nr], &s.tmp[0], nr, 0)
+				for i := range mrLen {
+					dst := cimg[off+i*ldc : off+i*ldc+nrLen]
+					src := s.tmp[i*nr : i*nr+nrLen]
+					if accum != 0 {
+						addTo(dst, src)
+					} else {
+						copy(dst, src)
 					}
 				}
-				for i := range dst {
-					dst[i] /= area
+			}
+		}
+	}
+	relu := t.epi != ConvBias
+	for o := m0; o < m1; o++ {
+		row := cimg[o*ldc+j0 : o*ldc+j1]
+		var bv float32
+		if t.bias != nil {
+			bv = t.bias[o]
+		}
+		biasAct(row, bv, relu, kern.simd)
+	}
+}
+
+// offsets fills s.idx with, for each kernel tap (ky, kx) and pixel j0…j1-1,
+// the offset of its input in a channel plane, or -1 where it falls in the
+// padding; and s.run with, for each tap and nr-wide panel, the offset of
+// the panel's first input when the panel's inputs are one contiguous run
+// of an input row (else -1). (Not needed by a 1×1, stride 1, unpadded
+// convolution.)
+func (t *convTask) offsets(s *convScratch, j0, j1 int) {
+	c := t.c
+	if c.K == 1 && c.Stride == 1 && c.Pad == 0 {
+		return
+	}
+	nr := c.kern.nr
+	ncLen := j1 - j0
+	nPan := (ncLen + nr - 1) / nr
+	if need := c.K * c.K * ncLen; cap(s.idx) < need {
+		s.idx = make([]int32, need)
+	}
+	if need := c.K * c.K * nPan; cap(s.run) < need {
+		s.run = make([]int32, need)
+	}
+	for tap := range c.K * c.K {
+		ky, kx := tap/c.K, tap%c.K
+		tab := s.idx[tap*ncLen:][:ncLen]
+		for i := range tab {
+			j := j0 + i
+			iy := j/t.ow*c.Stride - c.Pad + ky
+			ix := j%t.ow*c.Stride - c.Pad + kx
+			if iy < 0 || iy >= t.h || ix < 0 || ix >= t.w {
+				tab[i] = -1
+			} else {
+				tab[i] = int32(iy*t.w + ix)
+			}
+		}
+		run := s.run[tap*nPan:][:nPan]
+		for jp := range run {
+			seg := tab[jp*nr : min(ncLen, (jp+1)*nr)]
+			run[jp] = seg[0]
+			for i, o := range seg {
+				if o < 0 || o != seg[0]+int32(i) {
+					run[jp] = -1
+					break
 				}
 			}
 		}
-	})
-	return oh, ow
+	}
+}
+
+// packB packs rows pc…pc+kcLen-1 and columns j0…j0+ncLen-1 of image x's
+// patch matrix into nr-wide panels of kcLen×nr values (zero past the
+// last column). Row p of the patch matrix is input channel p/(K·K) at
+// kernel tap p%(K·K), as in the OIHW weight; idx and run describe the
+// taps' inputs (see offsets).
+func (t *convTask) packB(dst []float32, idx, run []int32, x []float32, pc, kcLen, j0, ncLen, nr int) {
+	c := t.c
+	kk2, hw := c.K*c.K, t.h*t.w
+	nPan := (ncLen + nr - 1) / nr
+	if ncLen%nr != 0 {
+		// Zero the padding columns of the last panel.
+		last := dst[(nPan-1)*kcLen*nr:][:kcLen*nr]
+		for q := range kcLen {
+			clear(last[q*nr+ncLen%nr : (q+1)*nr])
+		}
+	}
+	if c.K == 1 && c.Stride == 1 && c.Pad == 0 {
+		// Row p is channel p, a contiguous run of pixels.
+		for q := range kcLen {
+			plane := x[(pc+q)*hw+j0:][:ncLen]
+			for jp := range nPan {
+				d := dst[jp*kcLen*nr+q*nr:][:min(nr, ncLen-jp*nr)]
+				if len(d) == 16 {
+					*(*[16]float32)(d) = *(*[16]float32)(plane[jp*16:])
+					continue
+				}
+				copy(d, plane[jp*nr:])
+			}
+		}
+		return
+	}
+	for q := range kcLen {
+		p := pc + q
+		plane := x[p/kk2*hw : (p/kk2+1)*hw]
+		tab := idx[p%kk2*ncLen:][:ncLen]
+		runs := run[p%kk2*nPan:][:nPan]
+		for jp, r := range runs {
+			d := dst[jp*kcLen*nr+q*nr:][:min(nr, ncLen-jp*nr)]
+			if r >= 0 {
+				if len(d) == 16 {
+					*(*[16]float32)(d) = *(*[16]float32)(plane[r:])
+				} else {
+					copy(d, plane[r:])
+				}
+				continue
+			}
+			tb := tab[jp*nr:][:len(d)]
+			for i, o := range tb {
+				if o >= 0 {
+					d[i] = plane[o]
+				} else {
+					d[i] = 0
+				}
+			}
+		}
+	}
+}
+
+// biasActGo is the portable biasAct: x[i] = x[i] + b, then max(·, 0)
+// when relu is set (NaN stays NaN).
+func biasActGo(x []float32, b float32, relu bool) {
+	for i, v := range x {
+		v += b
+		if relu && v < 0 {
+			v = 0
+		}
+		x[i] = v
+	}
 }

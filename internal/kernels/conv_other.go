@@ -2,4 +2,4 @@
 
 package kernels
 
-func relu(x []float32) { reluGo(x) }
+func biasAct(x []float32, b float32, relu bool, simd simdLevel) { biasActGo(x, b, relu) }

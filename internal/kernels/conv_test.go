@@ -9,8 +9,8 @@ import (
 )
 
 // refConv is the float64 reference convolution on NCHW tensors: it returns
-// epi(conv(x) + bias (+ res)) in NHWC order and the magnitude Σ|terms| of
-// each output for the tolerance.
+// epi(conv(x) + bias (+ res)) (NCHW) and the magnitude Σ|terms| of each
+// output for the tolerance.
 func refConv(x, w, bias, res []float32, batch, in, h, wd, out, k, stride, pad int, epi ConvEpilogue) (want, mag []float64) {
 	oh, ow := (h+2*pad-k)/stride+1, (wd+2*pad-k)/stride+1
 	want = make([]float64, batch*oh*ow*out)
@@ -36,7 +36,7 @@ func refConv(x, w, bias, res []float32, batch, in, h, wd, out, k, stride, pad in
 							}
 						}
 					}
-					i := ((b*oh+oy)*ow+ox)*out + o
+					i := ((b*out+o)*oh+oy)*ow + ox
 					if epi == ConvResidualReLU {
 						s += float64(res[i])
 						a += math.Abs(float64(res[i]))
@@ -52,21 +52,7 @@ func refConv(x, w, bias, res []float32, batch, in, h, wd, out, k, stride, pad in
 	return want, mag
 }
 
-// toNHWC returns the NHWC copy of x [batch, c, h, w].
-func toNHWC(x []float32, batch, c, h, w int) []float32 {
-	y := make([]float32, len(x))
-	for b := range batch {
-		for ci := range c {
-			for p := range h * w {
-				y[(b*h*w+p)*c+ci] = x[(b*c+ci)*h*w+p]
-			}
-		}
-	}
-	return y
-}
-
 func TestConv(t *testing.T) {
-	defer func(f, r int) { convRowFloats, convMinRows = f, r }(convRowFloats, convMinRows)
 	cases := []struct {
 		batch, in, h, w, out, k, stride, pad int
 	}{
@@ -74,39 +60,32 @@ func TestConv(t *testing.T) {
 		{2, 3, 9, 7, 5, 3, 2, 1},     // a stem: strided 3×3 with padding
 		{1, 17, 11, 13, 33, 3, 1, 1}, // odd channels
 		{3, 8, 6, 6, 19, 1, 1, 0},    // direct 1×1
-		{2, 5, 7, 9, 7, 1, 2, 0},     // strided 1×1 goes through im2col
+		{2, 5, 7, 9, 7, 1, 2, 0},     // strided 1×1
 		{1, 4, 8, 5, 6, 5, 1, 2},
-		{2, 2, 3, 3, 3, 3, 1, 3}, // padding wider than the image
-		{1, 70, 10, 10, 130, 3, 1, 1},
+		{2, 2, 3, 3, 3, 3, 1, 3},      // padding wider than the image
+		{1, 70, 10, 10, 130, 3, 1, 1}, // several K blocks, odd rows
+		{1, 3, 40, 37, 4, 3, 1, 1},    // several pixel blocks, rows across panels
+		{2, 300, 5, 5, 7, 1, 1, 0},    // 1×1 over several K blocks
+		{1, 33, 18, 18, 200, 3, 1, 1}, // channel blocks split across workers
 	}
 	r := rand.New(rand.NewPCG(4, 5))
 	withKernels(t, func(t *testing.T) {
-		for _, blocking := range [][2]int{{1 << 20, 576}, {64, 5}} {
-			convRowFloats, convMinRows = blocking[0], blocking[1]
-			for _, c := range cases {
-				x := randSlice(r, c.batch*c.in*c.h*c.w)
-				w := randSlice(r, c.out*c.in*c.k*c.k)
-				bias := randSlice(r, c.out)
-				pc := PackConv(w, c.out, c.in, c.k, c.stride, c.pad)
-				oh, ow := pc.OutSize(c.h), pc.OutSize(c.w)
-				for _, epi := range []ConvEpilogue{ConvBias, ConvBiasReLU, ConvResidualReLU} {
-					for _, nchw := range []bool{false, true} {
-						name := fmt.Sprintf("%+v/epi=%d/nchw=%v/block=%d", c, epi, nchw, convMinRows)
-						res := randSlice(r, c.batch*oh*ow*c.out)
-						y := append([]float32(nil), res...)
-						var gh, gw int
-						if nchw {
-							gh, gw = pc.ForwardNCHW(y, x, c.batch, c.h, c.w, bias, epi)
-						} else {
-							gh, gw = pc.Forward(y, toNHWC(x, c.batch, c.in, c.h, c.w), c.batch, c.h, c.w, bias, epi)
-						}
-						if gh != oh || gw != ow {
-							t.Fatalf("%s: output %d×%d, want %d×%d", name, gh, gw, oh, ow)
-						}
-						want, mag := refConv(x, w, bias, res, c.batch, c.in, c.h, c.w, c.out, c.k, c.stride, c.pad, epi)
-						checkClose(t, name, y, want, mag, 1e-5)
-					}
+		for _, c := range cases {
+			x := randSlice(r, c.batch*c.in*c.h*c.w)
+			w := randSlice(r, c.out*c.in*c.k*c.k)
+			bias := randSlice(r, c.out)
+			pc := PackConv(w, c.out, c.in, c.k, c.stride, c.pad)
+			oh, ow := pc.OutSize(c.h), pc.OutSize(c.w)
+			for _, epi := range []ConvEpilogue{ConvBias, ConvBiasReLU, ConvResidualReLU} {
+				name := fmt.Sprintf("%+v/epi=%d", c, epi)
+				res := randSlice(r, c.batch*oh*ow*c.out)
+				y := append([]float32(nil), res...)
+				gh, gw := pc.Forward(y, x, c.batch, c.h, c.w, bias, epi)
+				if gh != oh || gw != ow {
+					t.Fatalf("%s: output %d×%d, want %d×%d", name, gh, gw, oh, ow)
 				}
+				want, mag := refConv(x, w, bias, res, c.batch, c.in, c.h, c.w, c.out, c.k, c.stride, c.pad, epi)
+				checkClose(t, name, y, want, mag, 1e-5)
 			}
 		}
 	})
@@ -117,7 +96,7 @@ func TestConvNoBias(t *testing.T) {
 	x, w := randSlice(r, 2*3*5*5), randSlice(r, 4*3*9)
 	pc := PackConv(w, 4, 3, 3, 1, 1)
 	y := make([]float32, 2*5*5*4)
-	pc.Forward(y, toNHWC(x, 2, 3, 5, 5), 2, 5, 5, nil, ConvBias)
+	pc.Forward(y, x, 2, 5, 5, nil, ConvBias)
 	want, mag := refConv(x, w, nil, nil, 2, 3, 5, 5, 4, 3, 1, 1, ConvBias)
 	checkClose(t, "nobias", y, want, mag, 1e-5)
 }
@@ -131,7 +110,6 @@ func TestConvBadInputPanics(t *testing.T) {
 		"short y":      func() { pc.Forward(make([]float32, 10), make([]float32, 75), 1, 5, 5, nil, ConvBias) },
 		"short bias":   func() { pc.Forward(make([]float32, 50), make([]float32, 75), 1, 5, 5, []float32{1}, ConvBias) },
 		"bad epilogue": func() { pc.Forward(make([]float32, 50), make([]float32, 75), 1, 5, 5, nil, ConvEpilogue(9)) },
-		"pool short":   func() { AvgPoolNHWC(make([]float32, 1), make([]float32, 4), 1, 2, 2, 2, 2, false) },
 	} {
 		func() {
 			defer func() {
@@ -144,70 +122,33 @@ func TestConvBadInputPanics(t *testing.T) {
 	}
 }
 
-func TestReLU(t *testing.T) {
+func TestBiasAct(t *testing.T) {
 	withKernels(t, func(t *testing.T) {
-		for _, n := range []int{0, 1, 7, 8, 9, 31, 1<<14 + 3, 3<<14 + 5} {
-			x := make([]float32, n)
-			for i := range x {
-				x[i] = float32(i%7) - 3
-			}
-			if n > 2 {
-				x[1] = float32(math.NaN())
-				x[2] = float32(math.Copysign(0, -1))
-			}
-			want := append([]float32(nil), x...)
-			reluGo(want)
-			ReLU(x)
-			for i := range x {
-				if math.Float32bits(x[i]) != math.Float32bits(want[i]) {
-					t.Fatalf("n=%d: x[%d] = %g, want %g", n, i, x[i], want[i])
+		simd := current.Load().simd
+		for _, n := range []int{0, 1, 7, 8, 9, 31, 100} {
+			for _, relu := range []bool{false, true} {
+				x := make([]float32, n)
+				for i := range x {
+					x[i] = float32(i%7) - 3
+				}
+				if n > 2 {
+					x[1] = float32(math.NaN())
+				}
+				want := append([]float32(nil), x...)
+				biasActGo(want, 0.5, relu)
+				biasAct(x, 0.5, relu, simd)
+				for i := range x {
+					if math.Float32bits(x[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("n=%d relu=%v: x[%d] = %g, want %g", n, relu, i, x[i], want[i])
+					}
 				}
 			}
 		}
 	})
 }
 
-func TestAvgPoolNHWC(t *testing.T) {
-	r := rand.New(rand.NewPCG(8, 9))
-	for _, c := range []struct{ batch, h, w, ch, k int }{
-		{1, 4, 4, 3, 2}, {2, 7, 5, 9, 2}, {3, 9, 9, 1, 3}, {1, 2, 2, 5, 1},
-	} {
-		for _, relu := range []bool{false, true} {
-			x := randSlice(r, c.batch*c.h*c.w*c.ch)
-			oh, ow := c.h/c.k, c.w/c.k
-			y := make([]float32, c.batch*oh*ow*c.ch)
-			gh, gw := AvgPoolNHWC(y, x, c.batch, c.h, c.w, c.ch, c.k, relu)
-			if gh != oh || gw != ow {
-				t.Fatalf("%+v: output %d×%d, want %d×%d", c, gh, gw, oh, ow)
-			}
-			for b := range c.batch {
-				for oy := range oh {
-					for ox := range ow {
-						for ci := range c.ch {
-							var s float32
-							for dy := range c.k {
-								for dx := range c.k {
-									v := x[((b*c.h+oy*c.k+dy)*c.w+ox*c.k+dx)*c.ch+ci]
-									if relu && v < 0 {
-										v = 0
-									}
-									s += v
-								}
-							}
-							want := s / float32(c.k*c.k)
-							if got := y[((b*oh+oy)*ow+ox)*c.ch+ci]; got != want {
-								t.Fatalf("%+v relu=%v: [%d,%d,%d,%d] = %g, want %g", c, relu, b, oy, ox, ci, got, want)
-							}
-						}
-					}
-				}
-			}
-		}
-	}
-}
-
 // BenchmarkConvRN50 times the convolutions of RN50's image tower at batch
-// 1 (NHWC, weights packed), reporting GFLOP/s (and per CPU-second on one
+// 1 (weights packed), reporting GFLOP/s (and per CPU-second on one
 // thread, robust on a busy machine).
 func BenchmarkConvRN50(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 2))

@@ -6,10 +6,10 @@ import (
 	"github.com/goclip/goclip/internal/kernels"
 )
 
-// Conv2d is a bias-carrying convolution (BatchNorm folded in at load). W
-// is the folded weight [Out, In, K, K] (PyTorch's layout); the inference
-// forward multiplies by its copy packed once for the GEMM microkernel (see
-// kernels.Conv), on channels-last (NHWC) activations.
+// Conv2d is a bias-carrying convolution (BatchNorm folded in at load) over
+// NCHW tensors. W is the folded weight [Out, In, K, K] (PyTorch's layout);
+// the inference forward multiplies by its copy packed once for the GEMM
+// microkernel (see kernels.Conv).
 type Conv2d struct {
 	W, B                    []float32
 	In, Out, K, Stride, Pad int
@@ -51,8 +51,8 @@ func (c *Conv2d) Refold() {
 // outSize returns the spatial output size for input h.
 func (c *Conv2d) outSize(h int) int { return (h+2*c.Pad-c.K)/c.Stride + 1 }
 
-// forward convolves x [batch, h, w, In] (NHWC) into y [batch, oh, ow, Out]
-// (NHWC) with the fused epilogue epi, and returns oh, ow.
+// forward convolves x [batch, In, h, w] into y [batch, Out, oh, ow] with
+// the fused epilogue epi, and returns oh, ow.
 func (c *Conv2d) forward(y, x []float32, batch, h, w int, epi kernels.ConvEpilogue) (int, int) {
 	if c.packed == nil {
 		panic("model: Conv2d used before Refold")
@@ -61,7 +61,6 @@ func (c *Conv2d) forward(y, x []float32, batch, h, w int, epi kernels.ConvEpilog
 }
 
 // avgPool applies AvgPool2d(k) (stride k, no padding) to x [n, h, w] planes.
-// (The training passes work on NCHW planes.)
 func avgPool(y, x []float32, planes, h, w, k int) (int, int) {
 	oh, ow := h/k, w/k
 	inv := float32(k * k)
@@ -85,20 +84,6 @@ func avgPool(y, x []float32, planes, h, w, k int) (int, int) {
 	return oh, ow
 }
 
-// traceNCHW hands trace a copy of the NHWC activation x [batch, h, w, c]
-// in the reference NCHW layout.
-func traceNCHW(trace Tracer, name string, x []float32, batch, c, h, w int) {
-	t := make([]float32, batch*c*h*w)
-	for b := range batch {
-		for p := range h * w {
-			for ci := range c {
-				t[(b*c+ci)*h*w+p] = x[(b*h*w+p)*c+ci]
-			}
-		}
-	}
-	trace(name, t, []int{batch, c, h, w})
-}
-
 // Bottleneck is ModifiedResNet's block: 1×1, 3×3, avgpool(stride), 1×1
 // (expansion 4), with an avgpool + 1×1 downsample on the identity path.
 type Bottleneck struct {
@@ -107,36 +92,33 @@ type Bottleneck struct {
 	Stride              int
 }
 
-// Forward maps x [batch, h, w, in] to y [batch, h/s, w/s, 4·planes] (NHWC).
+// Forward maps x [batch, in, h, w] to y [batch, 4·planes, h/s, w/s].
 func (bn *Bottleneck) Forward(ar *Arena, y, x []float32, batch, h, w int) (int, int) {
 	defer ar.release(ar.mark())
 	planes, in := bn.Conv1.Out, bn.Conv1.In
-	a := ar.Get(batch * h * w * planes)
+	a := ar.Get(batch * planes * h * w)
 	bn.Conv1.forward(a, x, batch, h, w, kernels.ConvBiasReLU)
-	b := ar.Get(batch * h * w * planes)
+	b := ar.Get(batch * planes * h * w)
+	bn.Conv2.forward(b, a, batch, h, w, kernels.ConvBiasReLU)
 	oh, ow := h, w
-	src := b
 	if bn.Stride > 1 {
-		// ReLU fused into the pool that reads the convolution.
-		bn.Conv2.forward(b, a, batch, h, w, kernels.ConvBias)
-		oh, ow = kernels.AvgPoolNHWC(a, b, batch, h, w, planes, bn.Stride, true)
-		src = a
-	} else {
-		bn.Conv2.forward(b, a, batch, h, w, kernels.ConvBiasReLU)
+		oh, ow = avgPool(a, b, batch*planes, h, w, bn.Stride)
+		a, b = b, a
 	}
-	// y = identity, then y = relu(y + conv3(src) + bias).
+	// y = identity, then y = relu(y + conv3(b) + bias).
+	n := batch * bn.Conv3.Out * oh * ow
 	if bn.Down != nil {
-		dsrc := x
+		src := x
 		if bn.Stride > 1 {
-			p := ar.Get(batch * oh * ow * in)
-			kernels.AvgPoolNHWC(p, x, batch, h, w, in, bn.Stride, false)
-			dsrc = p
+			p := ar.Get(batch * in * oh * ow)
+			avgPool(p, x, batch*in, h, w, bn.Stride)
+			src = p
 		}
-		bn.Down.forward(y, dsrc, batch, oh, ow, kernels.ConvBias)
+		bn.Down.forward(y, src, batch, oh, ow, kernels.ConvBias)
 	} else {
-		copy(y[:batch*oh*ow*bn.Conv3.Out], x)
+		copy(y[:n], x[:n])
 	}
-	bn.Conv3.forward(y, src, batch, oh, ow, kernels.ConvResidualReLU)
+	bn.Conv3.forward(y, b, batch, oh, ow, kernels.ConvResidualReLU)
 	return oh, ow
 }
 
@@ -149,25 +131,24 @@ type AttentionPool struct {
 	gPos       []float32 // gradient (see Model.Params)
 }
 
-// Forward pools x [batch, hw, dim] (NHWC) into out [batch, C.Out].
+// Forward pools x [batch, dim, hw] into out [batch, C.Out].
 func (ap *AttentionPool) Forward(ar *Arena, out, x []float32, batch, hw int, trace Tracer) {
 	d, seq := ap.Dim, hw+1
 	tok := ar.Get(batch * seq * d)
-	kernels.Parallel(batch, func(lo, hi int) {
-		for b := lo; b < hi; b++ {
-			tb := tok[b*seq*d : (b+1)*seq*d]
-			copy(tb[d:], x[b*hw*d:(b+1)*hw*d])
-			mean := tb[:d]
-			clear(mean)
-			for i := range hw {
-				addTo(mean, tb[(i+1)*d:(i+2)*d])
+	for b := range batch {
+		tb := tok[b*seq*d:]
+		xb := x[b*d*hw:]
+		for c := range d {
+			var s float32
+			plane := xb[c*hw : (c+1)*hw]
+			for i, v := range plane {
+				tb[(i+1)*d+c] = v
+				s += v
 			}
-			for c := range mean {
-				mean[c] /= float32(hw)
-			}
-			addTo(tb, ap.Pos[:seq*d])
+			tb[c] = s / float32(hw)
 		}
-	})
+		addTo(tb[:seq*d], ap.Pos[:seq*d])
+	}
 	if trace != nil {
 		q0 := make([]float32, batch*d)
 		for b := range batch {
@@ -238,25 +219,21 @@ type ModifiedResNet struct {
 	EmbedDim  int
 }
 
-// Forward maps pixels [batch, 3, S, S] (NCHW) to features [batch, embed]
-// in out. The activations in between are channels-last (NHWC).
+// Forward maps pixels [batch, 3, S, S] to features [batch, embed] in out.
 func (r *ModifiedResNet) Forward(ar *Arena, out, pixels []float32, batch int, trace Tracer) {
 	h, w := r.ImageSize, r.ImageSize
 	bufSize := func(c, h, w int) int { return batch * c * h * w }
 	a := ar.Get(bufSize(r.Stem[0].Out, r.Stem[0].outSize(h), r.Stem[0].outSize(w)))
-	if r.Stem[0].packed == nil {
-		panic("model: Conv2d used before Refold")
-	}
-	h, w = r.Stem[0].packed.ForwardNCHW(a, pixels, batch, h, w, r.Stem[0].B, kernels.ConvBiasReLU)
+	h, w = r.Stem[0].forward(a, pixels, batch, h, w, kernels.ConvBiasReLU)
 	b := ar.Get(bufSize(r.Stem[1].Out, h, w))
 	r.Stem[1].forward(b, a, batch, h, w, kernels.ConvBiasReLU)
 	c := ar.Get(bufSize(r.Stem[2].Out, h, w))
-	r.Stem[2].forward(c, b, batch, h, w, kernels.ConvBias)
+	r.Stem[2].forward(c, b, batch, h, w, kernels.ConvBiasReLU)
 	ch := r.Stem[2].Out
 	x := ar.Get(bufSize(ch, h/2, w/2))
-	h, w = kernels.AvgPoolNHWC(x, c, batch, h, w, ch, 2, true) // ReLU fused
+	h, w = avgPool(x, c, batch*ch, h, w, 2)
 	if trace != nil {
-		traceNCHW(trace, "visual/stem", x, batch, ch, h, w)
+		trace("visual/stem", x, []int{batch, ch, h, w})
 	}
 	for li := range r.Layers {
 		for bi := range r.Layers[li] {
@@ -266,12 +243,12 @@ func (r *ModifiedResNet) Forward(ar *Arena, out, pixels []float32, batch int, tr
 			h, w = blk.Forward(ar, y, x, batch, h, w)
 			x, ch = y, blk.Conv3.Out
 			if trace != nil && li == 0 && bi == 0 {
-				traceNCHW(trace, "visual/layer1.0", x, batch, ch, h, w)
+				trace("visual/layer1.0", x, []int{batch, ch, h, w})
 			}
 		}
 	}
 	if trace != nil {
-		traceNCHW(trace, "visual/layer4", x, batch, ch, h, w)
+		trace("visual/layer4", x, []int{batch, ch, h, w})
 	}
 	r.Pool.Forward(ar, out, x, batch, h*w, trace)
 }
