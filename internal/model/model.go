@@ -189,6 +189,7 @@ func copyOut(f *checkpoint.File, t *checkpoint.Tensor) ([]float32, error) {
 		return nil, err
 	}
 	v := make([]float32, n)
+	prefault(v)
 	var mu sync.Mutex
 	var first error
 	kernels.Parallel((n+copyChunk-1)/copyChunk, func(lo, hi int) {
@@ -286,7 +287,9 @@ func (l *loader) packed(weight, bias string, in, out int) Linear {
 	}
 	w := l.view(weight)
 	if l.err == nil && len(w) == in*out {
-		lin.packed = kernels.PackLinear(w, out, in)
+		buf := make([]float32, kernels.PackedLen(out, in))
+		prefault(buf)
+		lin.packed = kernels.PackLinearInto(buf, w, out, in)
 	}
 	l.release(weight)
 	return lin
