@@ -104,19 +104,36 @@ func randVecs(r *rand.Rand, n, dim int) [][]float32 {
 	return out
 }
 
-// clusteredVecs returns n unit vectors in dim dimensions drawn around
-// centers random centres (a mixture of Gaussians: noise of norm about
-// sigma around each unit centre), shaped like real CLIP embeddings: far
-// from uniform, with many close neighbours.
+// clusteredVecs returns n unit vectors in dim dimensions shaped like
+// real CLIP embeddings rather than uniform noise: a direction shared by
+// all (CLIP embeddings of one modality sit in a cone, pairwise cosine
+// well above 0), one of centers topic directions, and a per-item part
+// of norm about sigma that lives mostly in a 128-dimensional subspace
+// (low intrinsic dimension) plus a little isotropic noise. With
+// sigma 1, items of one topic have cosine about 0.5, of different
+// topics about 0.1, and the nearest neighbours differ by their
+// per-item parts, as near-duplicate photos do.
 func clusteredVecs(r *rand.Rand, n, dim, centers int, sigma float64) [][]float32 {
+	common := randVecs(r, 1, dim)[0]
 	cs := randVecs(r, centers, dim)
-	sd := sigma / math.Sqrt(float64(dim))
+	sub := min(128, dim)
+	basis := randVecs(r, sub, dim) // nearly orthogonal in high dimension
 	out := make([][]float32, n)
+	z := make([]float64, sub)
 	for i := range out {
 		c := cs[r.IntN(centers)]
 		v := make([]float32, dim)
+		for j := range z {
+			z[j] = r.NormFloat64() * sigma / math.Sqrt(float64(sub))
+		}
 		for j := range v {
-			v[j] = c[j] + float32(sd*r.NormFloat64())
+			x := 0.5*float64(common[j]) + float64(c[j]) + 0.3*sigma*r.NormFloat64()/math.Sqrt(float64(dim))
+			v[j] = float32(x)
+		}
+		for b, bv := range basis {
+			for j := range v {
+				v[j] += float32(z[b]) * bv[j]
+			}
 		}
 		out[i] = normalize(v)
 	}
