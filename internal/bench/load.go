@@ -59,7 +59,7 @@ func WriteRandomSafetensors(path string, cfg model.Config, seed uint64) (int64, 
 	w.Write(lenb[:])
 	w.Write(hj)
 	r := rand.New(rand.NewPCG(seed, 7))
-	var b [4]byte
+	buf := make([]byte, 0, 1<<20)
 	for _, n := range names {
 		shape := shapes[n]
 		cnt := numel(shape)
@@ -67,15 +67,20 @@ func WriteRandomSafetensors(path string, cfg model.Config, seed uint64) (int64, 
 		if len(shape) > 1 {
 			std = 1 / math.Sqrt(float64(cnt/shape[0]))
 		}
+		ones := strings.Contains(n, "running_var") || (strings.Contains(n, "ln_") && strings.HasSuffix(n, ".weight"))
 		for range cnt {
-			v := float32(r.NormFloat64() * std)
-			if strings.Contains(n, "running_var") || (strings.Contains(n, "ln_") && strings.HasSuffix(n, ".weight")) {
+			v := float32(r.NormFloat64() * std) // drawn even when replaced: the stream stays the same
+			if ones {
 				v = 1
 			}
-			binary.LittleEndian.PutUint32(b[:], math.Float32bits(v))
-			w.Write(b[:])
+			buf = binary.LittleEndian.AppendUint32(buf, math.Float32bits(v))
+			if len(buf) == cap(buf) {
+				w.Write(buf)
+				buf = buf[:0]
+			}
 		}
 	}
+	w.Write(buf)
 	if err := w.Flush(); err != nil {
 		f.Close()
 		return 0, fmt.Errorf("%s: %w", path, err)
