@@ -110,6 +110,11 @@ func TestMeasureLoadFresh(t *testing.T) {
 	if b := RSSBoundMB(r.FileMB); r.PeakRSSLoad > b {
 		t.Errorf("peak RSS while loading %.0f MB, over the bound %.0f MB", r.PeakRSSLoad, b)
 	}
+	// The file's pages are released as tensors are consumed: the load's
+	// growth is the weights plus a little, not the weights and the file.
+	if grow := r.PeakRSSLoad - r.RSSBefore; grow > 1.1*r.FileMB+16 {
+		t.Errorf("loading %.0f MB of weights raised the peak RSS by %.0f MB: is the mapped file staying resident?", r.FileMB, grow)
+	}
 }
 
 func median(v []float64) float64 {
