@@ -6,7 +6,9 @@
 //
 // Open sniffs the format and returns the state dict under the reference
 // (openai/CLIP model.state_dict()) names; Validate compares it with the
-// shapes a model expects; WriteSafetensors writes tensors back out.
+// shapes a model expects; WriteSafetensors writes tensors back out. A
+// loader that copies tensors out of a mapped file one by one calls
+// File.Release on each, so that the file does not stay resident.
 package checkpoint
 
 import (

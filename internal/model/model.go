@@ -36,9 +36,13 @@ type Model struct {
 // New builds a Model from a reference-named state dict, checking every
 // tensor's presence and shape against cfg first. The Linear weights are
 // packed straight from the file's data (zero-copy for aligned F32
-// tensors) and held only in packed form; the other tensors are copied, so
-// f may be closed afterwards. Params re-creates the unpacked weights when
-// training asks for them.
+// tensors, else converted into one reused buffer) and held only in packed
+// form; the other tensors are copied, so f may be closed afterwards. Each
+// tensor's pages of a memory-mapped f are released as soon as it has been
+// packed or copied (checkpoint.File.Release), so the file and the model
+// built from it are never resident together: loading needs little more
+// memory than the model itself. Params re-creates the unpacked weights
+// when training asks for them.
 func New(cfg Config, f *checkpoint.File) (*Model, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Path, err)
