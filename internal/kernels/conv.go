@@ -94,12 +94,12 @@ func (c *Conv) Forward(y, x []float32, batch, h, w int, bias []float32, epi Conv
 	t.plan(runtime.GOMAXPROCS(0))
 	if t.shared {
 		// Few pixel blocks: pack each once, then split the output channels.
-		need := t.batch * t.nBlocks * t.unit
+		need := t.nBlocks * t.unit
 		if cap(t.pre) < need {
 			t.pre = make([]float32, need)
 		}
 		t.packing = true
-		parallelTask(min(t.workers, t.batch*t.nBlocks*t.kBlocks), t)
+		parallelTask(min(t.workers, t.nBlocks*t.kBlocks), t)
 		t.packing = false
 		t.next.Store(0)
 	}
@@ -114,8 +114,11 @@ func (c *Conv) Forward(y, x []float32, batch, h, w int, bias []float32, epi Conv
 // packed kc×convNC patch block stays in L2.
 const convNC = 256
 
-// convTask is one Forward call: the (image, channel block, pixel block)
-// tasks, handed out through next.
+// convTask is one Forward call. The product's columns are the output
+// pixels of all images in a row (pixel g is pixel g mod oh·ow of image
+// g / (oh·ow)), so that small feature maps still fill whole register
+// tiles; the tasks are (channel block, pixel block) pairs, handed out
+// through next.
 type convTask struct {
 	c                   *Conv
 	x, y, bias          []float32
@@ -123,9 +126,9 @@ type convTask struct {
 	batch, h, w, oh, ow int
 
 	mBlock, mBlocks, nBlocks, kBlocks, tasks, workers int
-	// shared: the patches of each (image, pixel block) are packed once into
-	// pre (unit floats each: every K block's panels) by a first pass whose
-	// tasks are (image, pixel block, K block), while packing is set.
+	// shared: the patches of each pixel block are packed once into pre
+	// (unit floats each: every K block's panels) by a first pass whose
+	// tasks are (pixel block, K block), while packing is set.
 	shared, packing bool
 	unit            int
 	pre             []float32
@@ -134,29 +137,29 @@ type convTask struct {
 
 var convTaskPool = sync.Pool{New: func() any { return new(convTask) }}
 
-// plan splits the work into tasks: one per (image, pixel block) when there
-// are enough of them to keep the workers busy; otherwise the patches are
+// plan splits the work into tasks: one per pixel block when there are
+// enough of them to keep the workers busy; otherwise the patches are
 // packed once (shared) and the output channels split into blocks.
 func (t *convTask) plan(workers int) {
 	c := t.c
 	mr, nr := c.kern.mr, c.kern.nr
-	n := t.oh * t.ow
+	n := t.batch * t.oh * t.ow
 	kk := c.In * c.K * c.K
 	t.nBlocks = (n + convNC - 1) / convNC
 	t.kBlocks = (kk + c.kc - 1) / c.kc
 	t.mBlock = c.mPanels * mr
-	if 2*float64(c.Out)*float64(n)*float64(kk)*float64(t.batch) < minParallelFlops {
+	if 2*float64(c.Out)*float64(n)*float64(kk) < minParallelFlops {
 		workers = 1
 	}
-	if workers > 1 && t.batch*t.nBlocks < 2*workers {
+	if workers > 1 && t.nBlocks < 2*workers {
 		t.shared = true
-		t.unit = kk * (min(n, convNC) + nr - 1) / nr * nr
-		for t.batch*t.nBlocks*((c.Out+t.mBlock-1)/t.mBlock) < 4*workers && t.mBlock > 2*mr {
+		t.unit = kk * ((min(n, convNC) + nr - 1) / nr * nr)
+		for t.nBlocks*((c.Out+t.mBlock-1)/t.mBlock) < 4*workers && t.mBlock > 2*mr {
 			t.mBlock = (t.mBlock/2 + mr - 1) / mr * mr
 		}
 	}
 	t.mBlocks = (c.Out + t.mBlock - 1) / t.mBlock
-	t.tasks = t.batch * t.mBlocks * t.nBlocks
+	t.tasks = t.mBlocks * t.nBlocks
 	t.workers = min(workers, t.tasks)
 }
 
@@ -164,17 +167,16 @@ func (t *convTask) plan(workers int) {
 func (t *convTask) RunRange(lo, hi int) {
 	s := convScratchPool.Get().(*convScratch)
 	defer convScratchPool.Put(s)
-	n := t.oh * t.ow
+	n := t.batch * t.oh * t.ow
 	if t.packing {
 		for {
 			i := int(t.next.Add(1) - 1)
-			if i >= t.batch*t.nBlocks*t.kBlocks {
+			if i >= t.nBlocks*t.kBlocks {
 				return
 			}
-			unit, kb := i/t.kBlocks, i%t.kBlocks
-			b, nb := unit/t.nBlocks, unit%t.nBlocks
-			j0, j1 := nb*convNC, min(n, (nb+1)*convNC)
-			t.packBlock(s, t.pre[unit*t.unit:(unit+1)*t.unit], b, kb*t.c.kc, j0, j1)
+			nb, kb := i/t.kBlocks, i%t.kBlocks
+			g0, g1 := nb*convNC, min(n, (nb+1)*convNC)
+			t.packBlock(s, t.pre[nb*t.unit:(nb+1)*t.unit], kb*t.c.kc, g0, g1)
 		}
 	}
 	for {
@@ -182,14 +184,12 @@ func (t *convTask) RunRange(lo, hi int) {
 		if i >= t.tasks {
 			return
 		}
-		b, rest := i/(t.mBlocks*t.nBlocks), i%(t.mBlocks*t.nBlocks)
-		mb, nb := rest/t.nBlocks, rest%t.nBlocks
+		mb, nb := i/t.nBlocks, i%t.nBlocks
 		var pre []float32
 		if t.shared {
-			unit := b*t.nBlocks + nb
-			pre = t.pre[unit*t.unit : (unit+1)*t.unit]
+			pre = t.pre[nb*t.unit : (nb+1)*t.unit]
 		}
-		t.block(s, pre, b, mb*t.mBlock, min(t.c.Out, (mb+1)*t.mBlock), nb*convNC, min(n, (nb+1)*convNC))
+		t.block(s, pre, mb*t.mBlock, min(t.c.Out, (mb+1)*t.mBlock), nb*convNC, min(n, (nb+1)*convNC))
 	}
 }
 
@@ -197,47 +197,43 @@ func (t *convTask) RunRange(lo, hi int) {
 type convScratch struct {
 	b   []float32 // packed patch block, kc × ncPad
 	tmp []float32 // one edge tile, mr × nr
-	idx []int32   // per kernel tap and pixel: offset in a channel plane, or -1 (padding)
-	run []int32   // per kernel tap and panel: offset of a contiguous run, or -1
+	idx []int     // per kernel tap and pixel: offset in x of channel 0's input, or -1 (padding)
+	run []int     // per kernel tap and panel: offset of a contiguous run, or -1
 }
 
 var convScratchPool = sync.Pool{New: func() any { return new(convScratch) }}
 
-// packBlock packs the K block starting at pc of pixels j0…j1-1 of image b
-// into unit (laid out as block expects a shared packing).
-func (t *convTask) packBlock(s *convScratch, unit []float32, b, pc, j0, j1 int) {
+// packBlock packs the K block starting at pc of pixels g0…g1-1 into unit
+// (laid out as block expects a shared packing).
+func (t *convTask) packBlock(s *convScratch, unit []float32, pc, g0, g1 int) {
 	c := t.c
 	nr := c.kern.nr
 	kk := c.In * c.K * c.K
-	ncPad := (j1 - j0 + nr - 1) / nr * nr
+	ncPad := (g1 - g0 + nr - 1) / nr * nr
 	kcLen := min(c.kc, kk-pc)
-	t.offsets(s, j0, j1)
-	ximg := t.x[b*c.In*t.h*t.w : (b+1)*c.In*t.h*t.w]
-	t.packB(unit[pc*ncPad:][:kcLen*ncPad], s.idx, s.run, ximg, pc, kcLen, j0, j1-j0, nr)
+	t.offsets(s, g0, g1)
+	t.packB(unit[pc*ncPad:][:kcLen*ncPad], s.idx, s.run, pc, kcLen, g1-g0, nr)
 }
 
-// block computes output channels m0…m1-1 for pixels j0…j1-1 of image b,
-// packing the patches itself unless pre holds them.
-func (t *convTask) block(s *convScratch, pre []float32, b, m0, m1, j0, j1 int) {
+// block computes output channels m0…m1-1 for pixels g0…g1-1, packing the
+// patches itself unless pre holds them.
+func (t *convTask) block(s *convScratch, pre []float32, m0, m1, g0, g1 int) {
 	c := t.c
 	kern := c.kern
 	mr, nr, kc := kern.mr, kern.nr, c.kc
 	kk := c.In * c.K * c.K
-	ncLen := j1 - j0
+	ncLen := g1 - g0
 	nPan := (ncLen + nr - 1) / nr
 	if pre == nil {
 		if need := kc * nPan * nr; cap(s.b) < need {
 			s.b = make([]float32, need)
 		}
-		t.offsets(s, j0, j1)
+		t.offsets(s, g0, g1)
 	}
 	if cap(s.tmp) < mr*nr {
 		s.tmp = make([]float32, mr*nr)
 	}
-	n := t.oh * t.ow
-	ldc := n
-	cimg := t.y[b*c.Out*n:]
-	ximg := t.x[b*c.In*t.h*t.w : (b+1)*c.In*t.h*t.w]
+	n := t.oh * t.ow // ldc of an image's output
 	residual := t.epi == ConvResidualReLU
 	for pc := 0; pc < kk; pc += kc {
 		kcLen := min(kc, kk-pc)
@@ -246,7 +242,7 @@ func (t *convTask) block(s *convScratch, pre []float32, b, m0, m1, j0, j1 int) {
 			bp = pre[pc*nPan*nr:][:kcLen*nPan*nr]
 		} else {
 			bp = s.b[:kcLen*nPan*nr]
-			t.packB(bp, s.idx, s.run, ximg, pc, kcLen, j0, ncLen, nr)
+			t.packB(bp, s.idx, s.run, pc, kcLen, ncLen, nr)
 		}
 		accum := 0
 		if pc > 0 || residual {
@@ -257,68 +253,77 @@ func (t *convTask) block(s *convScratch, pre []float32, b, m0, m1, j0, j1 int) {
 			mrLen := min(mr, m1-ir)
 			ap := &ablk[(ir/mr)*kcLen*mr]
 			for jp := range nPan {
-				jr := jp * nr
-				nrLen := min(nr, ncLen-jr)
-				off := ir*ldc + j0 + jr
-				if mrLen == mr && nrLen == nr {
-					kern.fn(kcLen, ap, &bp[jp*kcLen*nr], &cimg[off], ldc, accum)
+				gf := g0 + jp*nr
+				nrLen := min(nr, g1-gf)
+				b, p := gf/n, gf%n
+				off := (b*c.Out+ir)*n + p
+				if mrLen == mr && nrLen == nr && p+nr <= n {
+					kern.fn(kcLen, ap, &bp[jp*kcLen*nr], &t.y[off], n, accum)
 					continue
 				}
 				kern.fn(kcLen, ap, &bp[jp*kcLen*nr], &s.tmp[0], nr, 0)
-				for i := range mrLen {
-					dst := cimg[off+i*ldc : off+i*ldc+nrLen]
-					src := s.tmp[i*nr : i*nr+nrLen]
-					if accum != 0 {
-						addTo(dst, src)
-					} else {
-						copy(dst, src)
+				for jj := 0; jj < nrLen; {
+					// Columns jj … jj+cnt-1 lie in one image.
+					b, p := (gf+jj)/n, (gf+jj)%n
+					cnt := min(nrLen-jj, n-p)
+					for i := range mrLen {
+						dst := t.y[(b*c.Out+ir+i)*n+p:][:cnt]
+						src := s.tmp[i*nr+jj:][:cnt]
+						if accum != 0 {
+							addTo(dst, src)
+						} else {
+							copy(dst, src)
+						}
 					}
+					jj += cnt
 				}
 			}
 		}
 	}
 	relu := t.epi != ConvBias
-	for o := m0; o < m1; o++ {
-		row := cimg[o*ldc+j0 : o*ldc+j1]
-		var bv float32
-		if t.bias != nil {
-			bv = t.bias[o]
+	for g := g0; g < g1; {
+		b, p := g/n, g%n
+		cnt := min(g1-g, n-p)
+		for o := m0; o < m1; o++ {
+			var bv float32
+			if t.bias != nil {
+				bv = t.bias[o]
+			}
+			biasAct(t.y[(b*c.Out+o)*n+p:][:cnt], bv, relu, kern.simd)
 		}
-		biasAct(row, bv, relu, kern.simd)
+		g += cnt
 	}
 }
 
-// offsets fills s.idx with, for each kernel tap (ky, kx) and pixel j0…j1-1,
-// the offset of its input in a channel plane, or -1 where it falls in the
-// padding; and s.run with, for each tap and nr-wide panel, the offset of
-// the panel's first input when the panel's inputs are one contiguous run
-// of an input row (else -1). (Not needed by a 1×1, stride 1, unpadded
-// convolution.)
-func (t *convTask) offsets(s *convScratch, j0, j1 int) {
+// offsets fills s.idx with, for each kernel tap (ky, kx) and pixel g0…g1-1,
+// the offset in x of its input in input channel 0, or -1 where it falls in
+// the padding; and s.run with, for each tap and nr-wide panel, the offset
+// of the panel's first input when the panel's inputs are contiguous in x
+// (else -1).
+func (t *convTask) offsets(s *convScratch, g0, g1 int) {
 	c := t.c
-	if c.K == 1 && c.Stride == 1 && c.Pad == 0 {
-		return
-	}
 	nr := c.kern.nr
-	ncLen := j1 - j0
+	ncLen := g1 - g0
 	nPan := (ncLen + nr - 1) / nr
+	n, chw := t.oh*t.ow, c.In*t.h*t.w
 	if need := c.K * c.K * ncLen; cap(s.idx) < need {
-		s.idx = make([]int32, need)
+		s.idx = make([]int, need)
 	}
 	if need := c.K * c.K * nPan; cap(s.run) < need {
-		s.run = make([]int32, need)
+		s.run = make([]int, need)
 	}
 	for tap := range c.K * c.K {
 		ky, kx := tap/c.K, tap%c.K
 		tab := s.idx[tap*ncLen:][:ncLen]
 		for i := range tab {
-			j := j0 + i
-			iy := j/t.ow*c.Stride - c.Pad + ky
-			ix := j%t.ow*c.Stride - c.Pad + kx
+			g := g0 + i
+			b, p := g/n, g%n
+			iy := p/t.ow*c.Stride - c.Pad + ky
+			ix := p%t.ow*c.Stride - c.Pad + kx
 			if iy < 0 || iy >= t.h || ix < 0 || ix >= t.w {
 				tab[i] = -1
 			} else {
-				tab[i] = int32(iy*t.w + ix)
+				tab[i] = b*chw + iy*t.w + ix
 			}
 		}
 		run := s.run[tap*nPan:][:nPan]
@@ -326,7 +331,7 @@ func (t *convTask) offsets(s *convScratch, j0, j1 int) {
 			seg := tab[jp*nr : min(ncLen, (jp+1)*nr)]
 			run[jp] = seg[0]
 			for i, o := range seg {
-				if o < 0 || o != seg[0]+int32(i) {
+				if o < 0 || o != seg[0]+i {
 					run[jp] = -1
 					break
 				}
@@ -335,12 +340,11 @@ func (t *convTask) offsets(s *convScratch, j0, j1 int) {
 	}
 }
 
-// packB packs rows pc…pc+kcLen-1 and columns j0…j0+ncLen-1 of image x's
-// patch matrix into nr-wide panels of kcLen×nr values (zero past the
-// last column). Row p of the patch matrix is input channel p/(K·K) at
-// kernel tap p%(K·K), as in the OIHW weight; idx and run describe the
-// taps' inputs (see offsets).
-func (t *convTask) packB(dst []float32, idx, run []int32, x []float32, pc, kcLen, j0, ncLen, nr int) {
+// packB packs rows pc…pc+kcLen-1 of the patch matrix, for the ncLen pixels
+// idx and run describe (see offsets), into nr-wide panels of kcLen×nr
+// values (zero past the last column). Row p of the patch matrix is input
+// channel p/(K·K) at kernel tap p%(K·K), as in the OIHW weight.
+func (t *convTask) packB(dst []float32, idx, run []int, pc, kcLen, ncLen, nr int) {
 	c := t.c
 	kk2, hw := c.K*c.K, t.h*t.w
 	nPan := (ncLen + nr - 1) / nr
@@ -351,40 +355,25 @@ func (t *convTask) packB(dst []float32, idx, run []int32, x []float32, pc, kcLen
 			clear(last[q*nr+ncLen%nr : (q+1)*nr])
 		}
 	}
-	if c.K == 1 && c.Stride == 1 && c.Pad == 0 {
-		// Row p is channel p, a contiguous run of pixels.
-		for q := range kcLen {
-			plane := x[(pc+q)*hw+j0:][:ncLen]
-			for jp := range nPan {
-				d := dst[jp*kcLen*nr+q*nr:][:min(nr, ncLen-jp*nr)]
-				if len(d) == 16 {
-					*(*[16]float32)(d) = *(*[16]float32)(plane[jp*16:])
-					continue
-				}
-				copy(d, plane[jp*nr:])
-			}
-		}
-		return
-	}
 	for q := range kcLen {
 		p := pc + q
-		plane := x[p/kk2*hw : (p/kk2+1)*hw]
+		x := t.x[p/kk2*hw:]
 		tab := idx[p%kk2*ncLen:][:ncLen]
 		runs := run[p%kk2*nPan:][:nPan]
 		for jp, r := range runs {
 			d := dst[jp*kcLen*nr+q*nr:][:min(nr, ncLen-jp*nr)]
 			if r >= 0 {
 				if len(d) == 16 {
-					*(*[16]float32)(d) = *(*[16]float32)(plane[r:])
+					*(*[16]float32)(d) = *(*[16]float32)(x[r:])
 				} else {
-					copy(d, plane[r:])
+					copy(d, x[r:])
 				}
 				continue
 			}
 			tb := tab[jp*nr:][:len(d)]
 			for i, o := range tb {
 				if o >= 0 {
-					d[i] = plane[o]
+					d[i] = x[o]
 				} else {
 					d[i] = 0
 				}

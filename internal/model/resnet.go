@@ -67,17 +67,27 @@ func avgPool(y, x []float32, planes, h, w, k int) (int, int) {
 	inv := float32(k * k)
 	kernels.Parallel(planes, func(lo, hi int) {
 		for p := lo; p < hi; p++ {
-			src := x[p*h*w:]
-			dst := y[p*oh*ow:]
+			src := x[p*h*w : (p+1)*h*w]
+			dst := y[p*oh*ow : (p+1)*oh*ow]
 			for oy := range oh {
-				for ox := range ow {
+				d := dst[oy*ow : (oy+1)*ow]
+				if k == 2 {
+					// The window summed in PyTorch's order, row by row.
+					r0 := src[2*oy*w:][:2*ow]
+					r1 := src[(2*oy+1)*w:][:2*ow]
+					for ox := range d {
+						d[ox] = (r0[2*ox] + r0[2*ox+1] + r1[2*ox] + r1[2*ox+1]) / inv
+					}
+					continue
+				}
+				for ox := range d {
 					var s float32
 					for dy := range k {
 						for dx := range k {
 							s += src[(oy*k+dy)*w+ox*k+dx]
 						}
 					}
-					dst[oy*ow+ox] = s / inv
+					d[ox] = s / inv
 				}
 			}
 		}
