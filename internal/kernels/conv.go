@@ -364,7 +364,12 @@ func (t *convTask) packB(dst []float32, idx, run []int, pc, kcLen, ncLen, nr int
 			d := dst[jp*kcLen*nr+q*nr:][:min(nr, ncLen-jp*nr)]
 			if r >= 0 {
 				if len(d) == 16 {
-					*(*[16]float32)(d) = *(*[16]float32)(x[r:])
+					// Four 16-byte moves: a [16]float32 copy is a memmove call.
+					src := x[r : r+16 : r+16]
+					*(*[4]float32)(d[0:4]) = *(*[4]float32)(src[0:4])
+					*(*[4]float32)(d[4:8]) = *(*[4]float32)(src[4:8])
+					*(*[4]float32)(d[8:12]) = *(*[4]float32)(src[8:12])
+					*(*[4]float32)(d[12:16]) = *(*[4]float32)(src[12:16])
 				} else {
 					copy(d, x[r:])
 				}
