@@ -5,6 +5,12 @@
 #   scripts/bench-compare.sh [ARCH] [THREADS]      (default ViT-B-32, 2)
 #   TORCH_BATCHES=1 scripts/bench-compare.sh       (PyTorch only at batch 1:
 #                                                   where its BLAS is slow, batch 32 takes many minutes)
+#   GOCLIP_BIN=/tmp/goclip-old scripts/bench-compare.sh RN50
+#                                                  (time that goclip binary instead of building one)
+#
+# RN50 and RN101 measure the image tower only (PyTorch and the ONNX export
+# from scripts/bench/torch_rn50_bench.py, our own ModifiedResNet): their
+# text tower is the ViT-B-32 text transformer, measured with ViT-B-32.
 #
 # Needs Debian's python3-torch (installed here if missing) and npm (for
 # onnxruntime-node, installed into a scratch folder). Timings on a shared
@@ -23,23 +29,30 @@ fi
 if [ ! -d "$work/node_modules/onnxruntime-node" ]; then
   (cd "$work" && npm install --silent --ignore-scripts onnxruntime-node@1.30.0 >/dev/null)
 fi
-CGO_ENABLED=0 go build -o bin/goclip ./cmd/goclip
+goclip=${GOCLIP_BIN:-bin/goclip}
+[ -n "${GOCLIP_BIN:-}" ] || CGO_ENABLED=0 go build -o bin/goclip ./cmd/goclip
+whats="image text"
+torchscript=$bench/torch_clip_bench.py
+case $arch in RN*)
+  whats=image
+  torchscript=scripts/bench/torch_rn50_bench.py ;;
+esac
 
 # Debian's OpenBLAS picks a slow generic kernel unless told the core type:
 # SkylakeX where the CPU has AVX-512 (the shared baselines' setting), else
 # Haswell (AVX2+FMA; forcing SkylakeX on an AVX2-only CPU is ~100x slower).
 coretype=Haswell
 grep -qw avx512f /proc/cpuinfo && coretype=SkylakeX
-torch() { OPENBLAS_CORETYPE=$coretype OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 "$bench/torch_clip_bench.py" "$@"; }
-for what in image text; do
+torch() { OPENBLAS_CORETYPE=$coretype OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 "$torchscript" "$@"; }
+for what in $whats; do
   [ -f "$work/$arch-$what.onnx" ] || torch --arch "$arch" --what "$what" --export-onnx "$work/$arch-$what.onnx" 2>/dev/null
 done
 
 ips() { sed -n 's/.*"items_per_s": *\([0-9.e+-]*\).*/\1/p' | head -1; }
 printf '%-6s %5s %10s %10s %10s %8s %8s\n' what batch goclip pytorch onnxrt vs-torch vs-ort
-for what in image text; do
+for what in $whats; do
   for batch in 1 32; do
-    g=$(bin/goclip bench --arch "$arch" --what "$what" --batch "$batch" --threads "$threads" --time 10s --json | ips)
+    g=$("$goclip" bench --arch "$arch" --what "$what" --batch "$batch" --threads "$threads" --time 10s --json | ips)
     p=nan
     case " ${TORCH_BATCHES:-1 32} " in *" $batch "*)
       p=$(torch --arch "$arch" --what "$what" --batch "$batch" --threads "$threads" | ips) ;;
