@@ -5,7 +5,11 @@
 #   scripts/weaviate/start-cluster.sh DIR [N] [BASEPORT]
 # Node i listens on: HTTP BASEPORT+i, gRPC BASEPORT+100+i, gossip
 # BASEPORT+200+2i, data BASEPORT+201+2i, raft BASEPORT+300+2i, raft RPC
-# BASEPORT+301+2i (default BASEPORT 18080).
+# BASEPORT+301+2i, Go profiling BASEPORT+400+i (default BASEPORT 18080).
+# The REST API, gossip and raft listen on 127.0.0.1 only; Weaviate 1.35
+# binds its gRPC, internal data and profiling ports on every interface
+# whatever the host (the tests therefore run the nodes in a network
+# namespace): firewall those ports on a machine with other interfaces.
 set -euo pipefail
 dir="${1:?usage: start-cluster.sh DIR [N] [BASEPORT]}"
 n="${2:-3}"
@@ -42,7 +46,7 @@ for i in $(seq 0 $((n - 1))); do
     DEFAULT_VECTORIZER_MODULE=none \
     ${ENABLE_MODULES:+ENABLE_MODULES=$ENABLE_MODULES} \
     ${CLIP_INFERENCE_API:+CLIP_INFERENCE_API=$CLIP_INFERENCE_API} \
-    GRPC_PORT=$((base + 100 + i)) \
+    GRPC_PORT=$((base + 100 + i)) GO_PROFILING_PORT=$((base + 400 + i)) \
     DISABLE_TELEMETRY=true LOG_LEVEL=warning QUERY_DEFAULTS_LIMIT=25 \
     "$bin" --host 127.0.0.1 --port $((base + i)) --scheme http \
     > "$dir/node$i.log" 2>&1 &
