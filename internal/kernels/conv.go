@@ -54,7 +54,12 @@ func PackConv(w []float32, out, in, k, stride, pad int) *Conv {
 	kern := current.Load()
 	mr := kern.mr
 	kk := in * k * k
-	c := &Conv{In: in, Out: out, K: k, Stride: stride, Pad: pad, kern: kern, kc: kern.kc, mPanels: (out + mr - 1) / mr}
+	// K blocks of equal depth, up to 5/4 of the kernel's: 288 = 1×288, not
+	// 256 + 32, whose short second block would cost nearly as much as the
+	// first (every block loads and stores its C tiles).
+	kBlocks := (kk + kern.kc*5/4 - 1) / (kern.kc * 5 / 4)
+	c := &Conv{In: in, Out: out, K: k, Stride: stride, Pad: pad, kern: kern,
+		kc: (kk + kBlocks - 1) / kBlocks, mPanels: (out + mr - 1) / mr}
 	c.a = make([]float32, c.mPanels*mr*kk)
 	for pc := 0; pc < kk; pc += c.kc {
 		kcLen := min(c.kc, kk-pc)
