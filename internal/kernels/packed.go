@@ -28,20 +28,7 @@ func PackLinear(w []float32, n, k int) *PackedB {
 	if n <= 0 || k <= 0 || len(w) < n*k {
 		panic(fmt.Sprintf("kernels.PackLinear: weight of %d elements for %d×%d", len(w), n, k))
 	}
-	kern := current.Load()
-	nr := kern.nr
-	p := &PackedB{n: n, k: k, kern: kern, kc: kern.kc, npanel: (n + nr - 1) / nr}
-	p.data = make([]float32, p.npanel*nr*k)
-	Parallel(((k+p.kc-1)/p.kc)*p.npanel, func(lo, hi int) {
-		for t := lo; t < hi; t++ {
-			blk, pan := t/p.npanel, t%p.npanel
-			pc := blk * p.kc
-			kcLen := min(p.kc, k-pc)
-			dst := p.data[pc*p.npanel*nr+pan*kcLen*nr:]
-			packBPanels(dst, w, k, true, nr, pc, kcLen, pan*nr, min(nr, n-pan*nr))
-		}
-	})
-	return p
+	return PackLinearInto(make([]float32, PackedLen(n, k)), w, n, k)
 }
 
 // Unpack returns the packed weight in its original nn.Linear layout w[n,k]
