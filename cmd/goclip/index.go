@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/goclip/goclip/internal/backend"
 	"io"
 	"os"
 	"time"
@@ -69,13 +70,21 @@ func runIndex(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	verbose := fs.Bool("v", false, "list every failed file (default: the first 20)")
 	noGraph := fs.Bool("no-graph", false, "do not build the approximate-search graph at the end")
 	queueURL := fs.String("queue", "", "publish indexing jobs to this NATS JetStream (nats://host:port) for `goclip worker`s instead of embedding here")
-	storeSpec := fs.String("store", "", "index into this backend instead of the embedded store (weaviate://host:port/Class?grpc=port)")
+	storeArg := fs.String("store", "", "index into this store: weaviate://host:port/Class?grpc=port, or an embedded index path (like --db)")
 	status := fs.Bool("status", false, "with --queue: print the queue's and every run's progress and failures")
 	jsonOut := fs.Bool("json", false, "with --status: JSON output")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if handled, err := indexExternal(ctx, &mf, *queueURL, *storeSpec, *status, *jsonOut, mf.batch, fs.Args(), stdout, stderr); handled {
+	spec, err := storeSpec(db, *storeArg)
+	if err != nil {
+		return err
+	}
+	if !backend.IsURL(spec) {
+		// An embedded index path given as --store is the same as --db.
+		db, spec = spec, ""
+	}
+	if handled, err := indexExternal(ctx, &mf, *queueURL, spec, *status, *jsonOut, mf.batch, fs.Args(), stdout, stderr); handled {
 		return err
 	}
 	if fs.NArg() == 0 {
