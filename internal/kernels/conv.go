@@ -10,14 +10,15 @@ import (
 // Conv is a 2-D convolution (square kernel, equal stride and padding in
 // both directions, no groups or dilation) on NCHW tensors whose weight is
 // packed once into the GEMM microkernel's row panels, so that a call only
-// packs the input. Per image the convolution is the product
-// y[Out, pixels] = W[Out, In·K·K] · patches[In·K·K, pixels], computed as an
-// implicit GEMM: the patch matrix is never built, each kc×nc block of it is
-// packed straight from the image (contiguous runs of an image row), and the
+// packs the input. The convolution is the product
+// y[Out, pixels] = W[Out, In·K·K] · patches[In·K·K, pixels] over the output
+// pixels of all images, computed as an implicit GEMM: the patch matrix is
+// never built, each kc×nc block of it is packed straight from the images
+// (16-wide runs of an input row where it can, a gather otherwise), and the
 // bias, ReLU and a residual add are applied to each finished block while
-// it is in cache. Work is split into (image, output-channel block, pixel
-// block) tasks that the pool's workers take in turn. A Conv is read-only
-// after PackConv and safe for concurrent use.
+// it is in cache. Work is split into (output-channel block, pixel block)
+// tasks that the pool's workers take in turn. A Conv is read-only after
+// PackConv and safe for concurrent use.
 type Conv struct {
 	In, Out, K, Stride, Pad int
 
@@ -25,7 +26,7 @@ type Conv struct {
 	kc      int
 	mPanels int // ceil(Out / mr)
 	// a holds, for each K block pc (kc rows of the patch matrix, the last
-	// one shorter), mPanels panels of kcLen×mr weights starting at
+	// one possibly shorter), mPanels panels of kcLen×mr weights starting at
 	// pc·mPanels·mr: a[.. + q·mr + r] = W[panel·mr + r, pc + q].
 	a []float32
 }
