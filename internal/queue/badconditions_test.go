@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/goclip/goclip/internal/backend"
+	"github.com/goclip/goclip/internal/queue/queuetest"
 	_ "github.com/goclip/goclip/internal/weaviate" // the weaviate:// scheme
 )
 
@@ -62,7 +63,7 @@ func (f *flakyBackend) Upsert(ctx context.Context, id string, recs []backend.Rec
 // backoff) until the store answers; every file ends up stored once.
 func TestStoreUnreachable(t *testing.T) {
 	model, fixDir := loadModel(t)
-	root, paths := photoTree(t, fixDir, 40)
+	root, paths := queuetest.PhotoTree(t, fixDir, 40)
 	_, qurl := natsCluster(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -4,10 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"image"
-	"image/color"
-	"image/png"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,6 +15,7 @@ import (
 	"github.com/goclip/goclip/clip"
 	"github.com/goclip/goclip/internal/backend"
 	"github.com/goclip/goclip/internal/fixtures"
+	"github.com/goclip/goclip/internal/queue/queuetest"
 )
 
 func loadModel(tb testing.TB) (*clip.Model, string) {
@@ -37,60 +34,6 @@ func loadModel(tb testing.TB) (*clip.Model, string) {
 	}
 	tb.Skip("no open_clip safetensors model in the fixtures")
 	return nil, ""
-}
-
-// photoTree copies the fixture images and writes n generated images (and
-// one corrupt file) under a fresh folder; it returns the folder and every
-// image path.
-func photoTree(tb testing.TB, fixDir string, n int) (string, []string) {
-	tb.Helper()
-	root := tb.TempDir()
-	var paths []string
-	for _, im := range fixtures.ReadManifest(tb, fixDir).Images {
-		data, err := os.ReadFile(filepath.Join(fixDir, im.File))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		p := filepath.Join(root, "fixtures", filepath.Base(im.File))
-		write(tb, p, data)
-		paths = append(paths, p)
-	}
-	for i := range n {
-		p := filepath.Join(root, "gen", fmt.Sprintf("%02d", i%16), fmt.Sprintf("g%05d.png", i))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			tb.Fatal(err)
-		}
-		f, err := os.Create(p)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		img := image.NewRGBA(image.Rect(0, 0, 8, 8))
-		for y := range 8 {
-			for x := range 8 {
-				v := uint32(i*2654435761) ^ uint32(x*40503+y*9973)
-				img.Set(x, y, color.RGBA{byte(v), byte(v >> 8), byte(v >> 16), 255})
-			}
-		}
-		if err := png.Encode(f, img); err != nil {
-			tb.Fatal(err)
-		}
-		f.Close()
-		paths = append(paths, p)
-	}
-	bad := filepath.Join(root, "broken.jpg")
-	write(tb, bad, []byte("not a jpeg"))
-	paths = append(paths, bad)
-	return root, paths
-}
-
-func write(tb testing.TB, p string, data []byte) {
-	tb.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		tb.Fatal(err)
-	}
 }
 
 func TestParseURL(t *testing.T) {
@@ -152,7 +95,7 @@ func TestDistributedIndex(t *testing.T) {
 	if testing.Short() {
 		n = 60
 	}
-	root, paths := photoTree(t, fixDir, n)
+	root, paths := queuetest.PhotoTree(t, fixDir, n)
 	_, qurl := natsCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -168,7 +168,7 @@ func envInt(name string, def int) int {
 func clusterQueue(t *testing.T, ctx context.Context, nodes []*node) func() {
 	model, fixDir := testModel(t)
 	nGen := envInt("GOCLIP_WEAVIATE_IMAGES", 2000)
-	root, paths := photoTree(t, fixDir, nGen)
+	root, paths := queuetest.PhotoTree(t, fixDir, nGen)
 	_, qurl := queuetest.NATSCluster(t, 3)
 	qurl += "?replicas=3&ackwait=3s&maxdeliver=8"
 	modelID, err := backend.ModelID(model)
