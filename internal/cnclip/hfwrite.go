@@ -230,7 +230,7 @@ func (m *Model) WriteHF(dir string, pre imageproc.Options, half bool) error {
 		if err != nil {
 			return err
 		}
-		if err := writeFile(filepath.Join(dir, j.name), append(b, '\n')); err != nil {
+		if err := train.WriteFileAtomic(filepath.Join(dir, j.name), append(b, '\n')); err != nil {
 			return err
 		}
 	}
@@ -255,7 +255,7 @@ func (m *Model) writeVocab(path string) error {
 					if filepath.Clean(m.VocabFile) == filepath.Clean(path) {
 						return nil
 					}
-					return writeFile(path, b)
+					return train.WriteFileAtomic(path, b)
 				}
 			}
 		}
@@ -265,7 +265,7 @@ func (m *Model) writeVocab(path string) error {
 		b.WriteString(v.Token(id))
 		b.WriteByte('\n')
 	}
-	return writeFile(path, []byte(b.String()))
+	return train.WriteFileAtomic(path, []byte(b.String()))
 }
 
 // shortest returns the float64 whose shortest decimal form is that of the
@@ -273,26 +273,4 @@ func (m *Model) writeVocab(path string) error {
 func shortest(x float32) float64 {
 	f, _ := strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
 	return f
-}
-
-// writeFile writes b to path through a temporary file renamed into place.
-func writeFile(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

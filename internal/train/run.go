@@ -243,7 +243,7 @@ func writeLossCSV(path string, log []StepLog) error {
 			strconv.FormatFloat(l.LR, 'g', 6, 64) + "," + strconv.FormatFloat(l.LogitScale, 'g', 6, 64) + "," +
 			strconv.FormatFloat(l.GradNorm, 'g', 6, 64) + "\n")
 	}
-	return writeFileAtomic(path, []byte(b.String()))
+	return WriteFileAtomic(path, []byte(b.String()))
 }
 
 // PeakRSS returns the process's peak resident set size in bytes (VmHWM

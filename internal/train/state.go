@@ -87,7 +87,7 @@ func WriteOpenCLIPConfig(path string, cfg model.Config, pre imageproc.Options) e
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'))
+	return WriteFileAtomic(path, append(b, '\n'))
 }
 
 func orDefault(s, d string) string {
@@ -142,7 +142,7 @@ func saveCheckpoint(dir string, t *Trainer, writeModel func(dir string) error, s
 	if err := checkpoint.WriteSafetensors(filepath.Join(sd, StateFile), moments, map[string]string{stateKey: string(meta)}); err != nil {
 		return "", err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, LatestFile), []byte(name+"\n")); err != nil {
+	if err := WriteFileAtomic(filepath.Join(dir, LatestFile), []byte(name+"\n")); err != nil {
 		return "", err
 	}
 	return sd, nil
@@ -334,10 +334,12 @@ func copyFile(dst, src string) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(dst, b)
+	return WriteFileAtomic(dst, b)
 }
 
-func writeFileAtomic(path string, b []byte) error {
+// WriteFileAtomic writes b to path through a temporary file in the same
+// folder renamed into place, so a crash never leaves a half-written file.
+func WriteFileAtomic(path string, b []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
@@ -352,6 +354,7 @@ func writeFileAtomic(path string, b []byte) error {
 		return err
 	}
 	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		os.Remove(tmp.Name())
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
