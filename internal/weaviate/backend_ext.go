@@ -2,11 +2,7 @@ package weaviate
 
 import (
 	"context"
-	"errors"
 	"fmt"
-
-	"github.com/weaviate/weaviate-go-client/v5/weaviate/fault"
-	"github.com/weaviate/weaviate/entities/models"
 
 	"github.com/goclip/goclip/internal/backend"
 )
@@ -16,16 +12,7 @@ import (
 // error wrapping backend.ErrNoModel, a class of another model or
 // dimension is refused as by EnsureModel.
 func (s *Store) CheckModel(ctx context.Context, modelID string, dim int) error {
-	var cls *models.Class
-	err := s.retry(ctx, "schema read", func(ctx context.Context) error {
-		var err error
-		cls, err = s.client.Schema().ClassGetter().WithClassName(s.cfg.Class).Do(ctx)
-		var fe *fault.WeaviateClientError
-		if errors.As(err, &fe) && fe.StatusCode == 404 {
-			cls, err = nil, nil
-		}
-		return err
-	})
+	cls, err := s.readClass(ctx)
 	if err != nil {
 		return err
 	}

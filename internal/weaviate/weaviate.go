@@ -133,13 +133,9 @@ type classInfo struct {
 
 const descPrefix = "goclip "
 
-// EnsureModel implements backend.Backend: it creates the class (vectorizer
-// none, cosine distance) or checks that the existing one holds modelID's
-// dim-dimensional vectors.
-func (s *Store) EnsureModel(ctx context.Context, modelID string, dim int, source string) error {
-	if modelID == "" || dim <= 0 {
-		return fmt.Errorf("weaviate: bad model id %q or dimension %d", modelID, dim)
-	}
+// readClass reads the store's class (with retries); nil when it does not
+// exist.
+func (s *Store) readClass(ctx context.Context) (*models.Class, error) {
 	var cls *models.Class
 	err := s.retry(ctx, "schema read", func(ctx context.Context) error {
 		var err error
@@ -150,6 +146,17 @@ func (s *Store) EnsureModel(ctx context.Context, modelID string, dim int, source
 		}
 		return err
 	})
+	return cls, err
+}
+
+// EnsureModel implements backend.Backend: it creates the class (vectorizer
+// none, cosine distance) or checks that the existing one holds modelID's
+// dim-dimensional vectors.
+func (s *Store) EnsureModel(ctx context.Context, modelID string, dim int, source string) error {
+	if modelID == "" || dim <= 0 {
+		return fmt.Errorf("weaviate: bad model id %q or dimension %d", modelID, dim)
+	}
+	cls, err := s.readClass(ctx)
 	if err != nil {
 		return err
 	}
