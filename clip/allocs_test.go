@@ -13,9 +13,9 @@ import (
 
 // TestEncodeImagesSteadyStateAllocs checks that a warmed-up EncodeImages
 // call allocates a bounded number of objects: a constant plus a few per
-// image (the returned slices, the per-image goroutine, and FromImage's copy
-// of each image, which is the only part that grows with the image size),
-// and logs the bytes per call measured with testing.Benchmark.
+// image (the returned slices, the per-image goroutine; images are read in
+// place, so nothing grows with the image size), and logs the bytes per call
+// measured with testing.Benchmark.
 func TestEncodeImagesSteadyStateAllocs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocation counts with -short")
@@ -59,10 +59,13 @@ func TestEncodeImagesSteadyStateAllocs(t *testing.T) {
 			}
 		})
 		t.Logf("%d images %dx%d: %.1f allocs/call, %d B/op (%d B per image pixel buffer)", n, sz[0], sz[1], allocs, res.AllocedBytesPerOp(), sz[0]*sz[1]*3)
-		// Constant part (output slices, batching, errgroup) + per image
-		// (goroutine closure, FromImage's Image and pixel copy, the row of
-		// the result).
+		// Constant part (output slices, batching) + per image (goroutine
+		// closure, the row of the result); measured 18 for 4 images.
 		const perCall, perImage = 16, 8
+		if raceEnabled {
+			t.Logf("not checked against the bound under the race detector (it makes sync.Pool drop items at random)")
+			continue
+		}
 		if allocs > perCall+perImage*n {
 			t.Errorf("EncodeImages of %d images: %.1f allocations per call, want ≤ %d", n, allocs, perCall+perImage*n)
 		}

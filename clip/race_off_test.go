@@ -1,0 +1,5 @@
+//go:build !race
+
+package clip_test
+
+const raceEnabled = false
