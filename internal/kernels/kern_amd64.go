@@ -2,13 +2,13 @@
 
 package kernels
 
+// The AVX2 kernels of 1 to 6 rows (sgemm_rows_amd64.s, generated).
+//
 //go:noescape
-func sgemmKernelAVX2(k int, a, b, c *float32, ldc int, accum int)
+func sgemmKernelAVX2R6(k int, a, b, c *float32, ldc int, accum int)
 
 //go:generate sh -c "go run gen/avx2rows.go > sgemm_rows_amd64.s"
 
-// Row-count variants of the AVX2 kernel (sgemm_rows_amd64.s, generated).
-//
 //go:noescape
 func sgemmKernelAVX2R1(k int, a, b, c *float32, ldc int, accum int)
 
@@ -35,7 +35,7 @@ func archKernels() []*microKernel {
 		ks = append(ks, &microKernel{name: "avx512", mr: 6, nr: 32, kc: 256, mc: 144, fn: sgemmKernelAVX512, simd: simdAVX2})
 	}
 	if avx2 {
-		k := &microKernel{name: "avx2", mr: 6, nr: 16, kc: 256, mc: 144, fn: sgemmKernelAVX2, simd: simdAVX2}
+		k := &microKernel{name: "avx2", mr: 6, nr: 16, kc: 256, mc: 144, fn: sgemmKernelAVX2R6, simd: simdAVX2}
 		for r, fn := range []func(k int, a, b, c *float32, ldc int, accum int){
 			sgemmKernelAVX2R1, sgemmKernelAVX2R2, sgemmKernelAVX2R3, sgemmKernelAVX2R4, sgemmKernelAVX2R5,
 		} {
