@@ -21,7 +21,7 @@ type Options struct {
 	What      string        // "image" or "text"
 	Batch     int           // inputs per forward pass
 	Threads   int           // GOMAXPROCS while measuring (0 = unchanged)
-	Precision string        // "fp32" (the only one implemented so far)
+	Precision string        // "fp32" (default) or "bf16" (bfloat16 weights of the linear layers)
 	MinTime   time.Duration // measure at least this long (default 3 s)
 	Warmup    int           // forward passes before timing (default 1)
 }
@@ -56,8 +56,8 @@ func Run(o Options) (Result, error) {
 	if o.Precision == "" {
 		o.Precision = "fp32"
 	}
-	if o.Precision != "fp32" {
-		return Result{}, fmt.Errorf("precision %q is not implemented yet (only fp32)", o.Precision)
+	if o.Precision != "fp32" && o.Precision != "bf16" {
+		return Result{}, fmt.Errorf("precision %q: want fp32 or bf16 (int8 is not implemented)", o.Precision)
 	}
 	if o.Batch <= 0 {
 		o.Batch = 1
@@ -72,6 +72,9 @@ func Run(o Options) (Result, error) {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.Threads))
 	}
 	m, err := model.Random(cfg, 1)
+	if err == nil && o.Precision == "bf16" {
+		m.UseBF16()
+	}
 	if err != nil {
 		return Result{}, err
 	}

@@ -13,6 +13,9 @@ type PackedB struct {
 	// data holds, for each K block pc (of kc rows, the last one shorter),
 	// npanel panels of kcLen×nr values, starting at pc·npanel·nr.
 	data []float32
+	// half holds the same panels as bfloat16 instead (see ToBF16); data
+	// is then nil.
+	half []uint16
 }
 
 // N returns the number of output features (rows of the packed weight).
@@ -35,6 +38,14 @@ func PackLinear(w []float32, n, k int) *PackedB {
 // (out × in, row-major), exactly as given to PackLinear: packing only moves
 // values, so a weight need not be kept beside its packed copy.
 func (p *PackedB) Unpack() []float32 {
+	if p.half != nil {
+		// Unpack the widened bf16 values.
+		q := *p
+		q.half = nil
+		q.data = make([]float32, len(p.half))
+		bf16To32(q.data, p.half)
+		return q.Unpack()
+	}
 	nr := p.kern.nr
 	w := make([]float32, p.n*p.k)
 	for pc := 0; pc < p.k; pc += p.kc {

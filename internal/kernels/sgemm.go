@@ -227,14 +227,27 @@ func (g *gemm) tile(m0, m1, n0, n1 int) {
 		// Pre-packed B: finish each row block over all of K, then apply
 		// the epilogue while it is hot in cache.
 		pb := g.packed
+		var wbuf *[]float32
+		if pb.half != nil {
+			wbuf = getBuf(bufB, kc*nr)
+			defer putBuf(bufB, wbuf)
+		}
 		for ic := m0; ic < m1; ic += mc {
 			mcLen := min(mc, m1-ic)
 			for pc := 0; pc < g.k; pc += kc {
 				kcLen := min(kc, g.k-pc)
 				g.packA(*abuf, ic, mcLen, pc, kcLen)
-				bp := pb.data[pc*pb.npanel*nr+(jc/nr)*kcLen*nr:]
+				off := pc*pb.npanel*nr + (jc/nr)*kcLen*nr
 				accum := pc > 0 || g.beta != 0
-				g.macro(*abuf, bp, kcLen*nr, ic, mcLen, jc, ncLen, kcLen, accum, *tbuf)
+				if pb.half == nil {
+					g.macro(*abuf, pb.data[off:], kcLen*nr, ic, mcLen, jc, ncLen, kcLen, accum, *tbuf)
+					continue
+				}
+				// bfloat16 weights: widen one panel at a time into L1.
+				for jr := 0; jr < ncLen; jr += nr {
+					pb.widenPanel(*wbuf, off+(jr/nr)*kcLen*nr, kcLen*nr)
+					g.macro(*abuf, *wbuf, kcLen*nr, ic, mcLen, jc+jr, min(nr, ncLen-jr), kcLen, accum, *tbuf)
+				}
 			}
 			applyEpilogue(g.epi, g.c, g.ldc, ic, ic+mcLen, jc, jc+ncLen, g.bias, kern.simd)
 		}

@@ -94,6 +94,23 @@ func (m *Model) Linears() []*Linear {
 	return ls
 }
 
+// UseBF16 rounds every Linear weight to bfloat16 and keeps it packed in
+// that form (half the memory; the products still run in float32, see
+// kernels.PackedB.ToBF16). It is for inference: the float32 weights are
+// dropped, so a model to be trained must not use it. Embeddings, LayerNorm
+// and the ResNet convolutions stay float32.
+func (m *Model) UseBF16() {
+	for _, l := range m.Linears() {
+		if l.packed == nil {
+			l.Pack()
+		}
+		if l.packed != nil {
+			l.packed = l.packed.ToBF16()
+			l.W = nil
+		}
+	}
+}
+
 // Pack packs every Linear weight into the GEMM layout (done by New; call
 // again after the weights change). A Linear held only packed is left as is.
 func (m *Model) Pack() {
