@@ -98,12 +98,21 @@ func TestStoreUnreachable(t *testing.T) {
 	if !errors.Is(err, errDown) {
 		t.Fatalf("worker with an unreachable store: %v", err)
 	}
-	status, err := q.Status(ctx)
-	if err != nil {
-		t.Fatal(err)
+	// The consumer's pending count can trail the publish acks for a
+	// moment: wait (bounded) for every job to show as pending, none in
+	// progress.
+	var status *Status
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if status, err = q.Status(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if (status.Pending == uint64(sum.Jobs) && status.InProgress == 0) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	if status.Pending != uint64(sum.Jobs) {
-		t.Fatalf("after a failed start: %d jobs pending, want %d", status.Pending, sum.Jobs)
+	if status.Pending != uint64(sum.Jobs) || status.InProgress != 0 {
+		t.Fatalf("after a failed start: %d jobs pending and %d in progress, want %d and 0", status.Pending, status.InProgress, sum.Jobs)
 	}
 	// Up, then down for a while mid-run: jobs fail and are retried.
 	st.down.Store(false)
