@@ -21,7 +21,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"sync"
 
@@ -178,7 +177,11 @@ func Load(path string, opts ...Option) (*Model, error) {
 	if o.gelu != nil {
 		cfg.QuickGELU = *o.gelu
 	}
-	net, err := model.New(cfg, f)
+	newModel := model.New
+	if o.precision == "bf16" {
+		newModel = model.NewBF16
+	}
+	net, err := newModel(cfg, f)
 	if err != nil {
 		return nil, fmt.Errorf("clip: %w", err)
 	}
@@ -197,10 +200,6 @@ func Load(path string, opts ...Option) (*Model, error) {
 		pre.HFOrder = *o.hfOrder
 	}
 	o.applyTo(&pre)
-	if o.precision == "bf16" {
-		net.UseBF16()
-		debug.FreeOSMemory() // hand the dropped float32 weights back now
-	}
 	m := &Model{towers: net, net: net, tok: tok, pre: pre, path: path, batch: o.batch,
 		embed: cfg.EmbedDim, size: cfg.Vision.ImageSize, ctxLen: cfg.Text.ContextLength, scale: net.LogitScale, kind: "clip"}
 	m.tokenize = func(text string) ([]int32, bool) { return tok.Tokenize(text, m.ctxLen) }

@@ -53,6 +53,19 @@ func New(cfg Config, f *checkpoint.File) (*Model, error) {
 	return build(cfg, &loader{f: f})
 }
 
+// NewBF16 is New with every Linear weight held as bfloat16 (see UseBF16),
+// packed layer by layer as it is read: the load never holds the float32
+// weights of more than one layer.
+func NewBF16(cfg Config, f *checkpoint.File) (*Model, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Path, err)
+	}
+	if err := cfg.CheckShapes(f); err != nil {
+		return nil, err
+	}
+	return build(cfg, &loader{f: f, bf16: true})
+}
+
 // build assembles a Model from the tensors l supplies.
 func build(cfg Config, l *loader) (*Model, error) {
 	m := &Model{Config: cfg}
@@ -158,6 +171,11 @@ type loader struct {
 	shapes  map[string][]int // of gen's tensors
 	scratch []float32        // gen's values for view
 	err     error
+	// bf16 packs every Linear weight as bfloat16 (see Model.UseBF16),
+	// through one reused float32 packing buffer, so the float32 weights
+	// never exist all at once.
+	bf16    bool
+	packBuf []float32
 }
 
 func (l *loader) fail(err error) {
@@ -308,9 +326,16 @@ func (l *loader) packed(weight, bias string, in, out int) Linear {
 	}
 	w := l.view(weight)
 	if l.err == nil && len(w) == in*out {
-		buf := make([]float32, kernels.PackedLen(out, in))
-		prefault(buf)
-		lin.packed = kernels.PackLinearInto(buf, w, out, in)
+		if l.bf16 {
+			if n := kernels.PackedLen(out, in); cap(l.packBuf) < n {
+				l.packBuf = make([]float32, n)
+			}
+			lin.packed = kernels.PackLinearInto(l.packBuf, w, out, in).ToBF16()
+		} else {
+			buf := make([]float32, kernels.PackedLen(out, in))
+			prefault(buf)
+			lin.packed = kernels.PackLinearInto(buf, w, out, in)
+		}
 	}
 	l.release(weight)
 	return lin
