@@ -287,11 +287,18 @@ func joinIDs(ids []string) string {
 // values, recording source (the model path) for display. An existing
 // namespace with another dimension is an error.
 func (s *Store) EnsureModel(id string, dim int, source string) error {
+	return s.ensureNamespace(modelBucket(id), bucketFiles, id, dim, source, "embeddings")
+}
+
+// ensureNamespace creates bucket (a model's photo or video namespace, with
+// its records sub-bucket) holding dim-value embeddings, or checks the
+// dimension of an existing one; what names the embeddings in errors.
+func (s *Store) ensureNamespace(bucket, records []byte, id string, dim int, source, what string) error {
 	if id == "" || dim <= 0 || dim > maxDim {
 		return fmt.Errorf("store: bad model id %q or dimension %d", id, dim)
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(modelBucket(id))
+		b, err := tx.CreateBucketIfNotExists(bucket)
 		if err != nil {
 			return err
 		}
@@ -301,7 +308,7 @@ func (s *Store) EnsureModel(id string, dim int, source string) error {
 				return err
 			}
 			if mi.Dim != dim {
-				return fmt.Errorf("store: model %s holds %d-d embeddings, not %d-d", id, mi.Dim, dim)
+				return fmt.Errorf("store: model %s holds %d-d %s, not %d-d", id, mi.Dim, what, dim)
 			}
 			return nil
 		}
@@ -309,7 +316,7 @@ func (s *Store) EnsureModel(id string, dim int, source string) error {
 		if err := b.Put(keyInfo, info); err != nil {
 			return err
 		}
-		if _, err := b.CreateBucketIfNotExists(bucketFiles); err != nil {
+		if _, err := b.CreateBucketIfNotExists(records); err != nil {
 			return err
 		}
 		return b.Put(keyGen, u64(0))

@@ -12,7 +12,6 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -180,33 +179,7 @@ func decodeVideoRecord(b []byte, meta bool) (VideoRecord, error) {
 // embeddings of dim values, recording source (the model path) for
 // display. An existing namespace with another dimension is an error.
 func (s *Store) EnsureVideoModel(id string, dim int, source string) error {
-	if id == "" || dim <= 0 || dim > maxDim {
-		return fmt.Errorf("store: bad model id %q or dimension %d", id, dim)
-	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(videoBucket(id))
-		if err != nil {
-			return err
-		}
-		if v := b.Get(keyInfo); v != nil {
-			mi, err := readInfo(b, id)
-			if err != nil {
-				return err
-			}
-			if mi.Dim != dim {
-				return fmt.Errorf("store: model %s holds %d-d video frame embeddings, not %d-d", id, mi.Dim, dim)
-			}
-			return nil
-		}
-		info, _ := json.Marshal(ModelInfo{Dim: dim, Source: source})
-		if err := b.Put(keyInfo, info); err != nil {
-			return err
-		}
-		if _, err := b.CreateBucketIfNotExists(bucketVideos); err != nil {
-			return err
-		}
-		return b.Put(keyGen, u64(0))
-	})
+	return s.ensureNamespace(videoBucket(id), bucketVideos, id, dim, source, "video frame embeddings")
 }
 
 // videoModel returns the video bucket of model id or an error naming the
