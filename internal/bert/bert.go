@@ -132,26 +132,8 @@ func (e *Encoder) Forward(ar *model.Arena, hidden []float32, ids [][]int32, trac
 	}
 	x := hidden[:rows*H]
 	mask := ar.Get(rows)
-	typ := e.TypeEmb[:H]
-	for b, row := range ids {
-		if len(row) != seq {
-			return fmt.Errorf("bert: text %d has %d tokens, text 0 has %d", b, len(row), seq)
-		}
-		for l, id := range row {
-			if id < 0 || int(id) >= c.VocabSize {
-				return fmt.Errorf("bert: text %d: token id %d at position %d is outside the vocabulary of %d", b, id, l, c.VocabSize)
-			}
-			w := e.WordEmb[int(id)*H : int(id)*H+H]
-			p := e.PosEmb[l*H : l*H+H]
-			d := x[(b*seq+l)*H : (b*seq+l)*H+H]
-			for i := range d {
-				d[i] = (w[i] + p[i]) + typ[i]
-			}
-			mask[b*seq+l] = 0
-			if id == c.PadID {
-				mask[b*seq+l] = -10000
-			}
-		}
+	if err := e.embed(x, mask, ids); err != nil {
+		return err
 	}
 	if trace != nil {
 		trace("text/embeddings_sum", x, []int{batch, seq, H})
