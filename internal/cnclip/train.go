@@ -184,26 +184,11 @@ func (m *Model) AddLogitScaleGrad(dScale float32) {
 // It backpropagates into every Param.Grad and returns the loss and
 // d loss / d pixels (a buffer the next training pass reuses).
 func (m *Model) ContrastiveGrad(pixels []float32, tokens [][]int32) (loss float32, dPixels []float32, err error) {
-	n := len(tokens)
-	if n == 0 {
+	if len(tokens) == 0 {
 		return 0, nil, errors.New("cnclip: empty batch")
 	}
 	if err := m.trainable(); err != nil {
 		return 0, nil, err
 	}
-	m.ZeroGrad()
-	img, backImg, err := m.EncodeImageTrain(pixels, n)
-	if err != nil {
-		return 0, nil, err
-	}
-	txt, backTxt, err := m.EncodeTextTrain(tokens)
-	if err != nil {
-		return 0, nil, err
-	}
-	scale := float32(math.Exp(float64(m.LogitScale)))
-	loss, dImg, dTxt, dScale := train.ClipLoss(img, txt, n, m.Config.EmbedDim, scale)
-	backTxt(dTxt)
-	dPixels = backImg(dImg)
-	m.AddLogitScaleGrad(dScale)
-	return loss, dPixels, nil
+	return train.NetContrastiveGrad(m, m.LogitScale, pixels, tokens)
 }

@@ -149,6 +149,13 @@ func products(a, b []float64, n, dim int) []float64 {
 // len(tokens) images [n, 3, S, S]. It returns the loss and d loss / d pixels
 // (a buffer the next training pass reuses).
 func ContrastiveGrad(m *model.Model, pixels []float32, tokens [][]int32) (loss float32, dPixels []float32, err error) {
+	return NetContrastiveGrad(m, m.LogitScale, pixels, tokens)
+}
+
+// NetContrastiveGrad is ContrastiveGrad for any Net whose logit_scale
+// parameter (log space) is logitScale: zero the gradients, both towers in
+// training mode, ClipLoss, backpropagation into every Param.Grad.
+func NetContrastiveGrad(m Net, logitScale float32, pixels []float32, tokens [][]int32) (loss float32, dPixels []float32, err error) {
 	n := len(tokens)
 	if n == 0 {
 		return 0, nil, fmt.Errorf("train: empty batch")
@@ -162,8 +169,8 @@ func ContrastiveGrad(m *model.Model, pixels []float32, tokens [][]int32) (loss f
 	if err != nil {
 		return 0, nil, err
 	}
-	scale := float32(math.Exp(float64(m.LogitScale)))
-	loss, dImg, dTxt, dScale := ClipLoss(img, txt, n, m.Config.EmbedDim, scale)
+	scale := float32(math.Exp(float64(logitScale)))
+	loss, dImg, dTxt, dScale := ClipLoss(img, txt, n, len(img)/n, scale)
 	backTxt(dTxt)
 	dPixels = backImg(dImg)
 	m.AddLogitScaleGrad(dScale)
