@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/goclip/goclip/clip"
 	"github.com/goclip/goclip/internal/backend"
 	"github.com/goclip/goclip/internal/queue"
 	_ "github.com/goclip/goclip/internal/weaviate" // registers weaviate:// with backend
@@ -62,6 +63,23 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return err
 }
 
+// indexModel checks that there are folders to index and loads the model
+// and its store id.
+func indexModel(mf *modelFlags, roots []string) (*clip.Model, string, error) {
+	if len(roots) == 0 {
+		return nil, "", usagef("index: no folders to index")
+	}
+	m, err := mf.load()
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := backend.ModelID(m)
+	if err != nil {
+		return nil, "", err
+	}
+	return m, id, nil
+}
+
 // indexExternal is the hook for `goclip index` with --queue, --status or
 // a non-embedded --store (index.go calls it before its embedded path):
 //
@@ -90,14 +108,7 @@ func indexExternal(ctx context.Context, mf *modelFlags, queueURL, storeSpec stri
 			}
 			return true, printStatus(stdout, st, jsonOut)
 		}
-		if len(roots) == 0 {
-			return true, usagef("index: no folders to index")
-		}
-		m, err := mf.load()
-		if err != nil {
-			return true, err
-		}
-		modelID, err := backend.ModelID(m)
+		_, modelID, err := indexModel(mf, roots)
 		if err != nil {
 			return true, err
 		}
@@ -108,14 +119,7 @@ func indexExternal(ctx context.Context, mf *modelFlags, queueURL, storeSpec stri
 		fmt.Fprintf(stdout, "run %s: published %d jobs (%d files); follow with: goclip index --queue %s --status\n", sum.Run, sum.Jobs, sum.Files, queueURL)
 		return true, nil
 	}
-	if len(roots) == 0 {
-		return true, usagef("index: no folders to index")
-	}
-	m, err := mf.load()
-	if err != nil {
-		return true, err
-	}
-	modelID, err := backend.ModelID(m)
+	m, modelID, err := indexModel(mf, roots)
 	if err != nil {
 		return true, err
 	}
