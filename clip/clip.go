@@ -27,6 +27,7 @@ import (
 	"github.com/goclip/goclip/internal/checkpoint"
 	"github.com/goclip/goclip/internal/cnclip"
 	"github.com/goclip/goclip/internal/imageproc"
+	"github.com/goclip/goclip/internal/kernels"
 	"github.com/goclip/goclip/internal/model"
 	"github.com/goclip/goclip/internal/tokenizer"
 	"github.com/goclip/goclip/internal/train"
@@ -599,21 +600,7 @@ func split(flat []float32, w int) [][]float32 {
 }
 
 // Normalize returns v scaled to unit L2 norm (a zero vector stays zero).
-func Normalize(v []float32) []float32 {
-	var s float64
-	for _, x := range v {
-		s += float64(x) * float64(x)
-	}
-	out := make([]float32, len(v))
-	if s == 0 {
-		return out
-	}
-	inv := 1 / math.Sqrt(s)
-	for i, x := range v {
-		out[i] = float32(float64(x) * inv)
-	}
-	return out
-}
+func Normalize(v []float32) []float32 { return kernels.Normalized(v) }
 
 // Similarity returns the cosine similarity of a and b.
 func Similarity(a, b []float32) float32 {

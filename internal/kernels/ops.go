@@ -265,6 +265,24 @@ func geluGo(x []float32) {
 	}
 }
 
+// Normalized returns a new slice holding v scaled to unit L2 norm, the
+// norm accumulated in float64; a zero vector gives zeros.
+func Normalized(v []float32) []float32 {
+	var ss float64
+	for _, x := range v {
+		ss += float64(x) * float64(x)
+	}
+	out := make([]float32, len(v))
+	if ss == 0 {
+		return out
+	}
+	inv := 1 / math.Sqrt(ss)
+	for i, x := range v {
+		out[i] = float32(float64(x) * inv)
+	}
+	return out
+}
+
 // Add sets dst[i] += src[i] for i < len(dst).
 func Add(dst, src []float32) {
 	src = src[:len(dst)]

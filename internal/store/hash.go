@@ -3,7 +3,6 @@ package store
 import (
 	"crypto/sha256"
 	"io"
-	"math"
 	"os"
 )
 
@@ -22,5 +21,3 @@ func HashFile(path string) ([32]byte, error) {
 	copy(h[:], d.Sum(nil))
 	return h, nil
 }
-
-func sqrt(x float64) float64 { return math.Sqrt(x) }

@@ -37,6 +37,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/goclip/goclip/internal/index"
+	"github.com/goclip/goclip/internal/kernels"
 )
 
 const schemaVersion = "1"
@@ -467,21 +468,7 @@ func (s *Store) Apply(modelID string, put []Entry, del []string) error {
 
 // Normalize returns v scaled to unit L2 norm (computed in float64); a zero
 // vector is returned as zeros.
-func Normalize(v []float32) []float32 {
-	var ss float64
-	for _, x := range v {
-		ss += float64(x) * float64(x)
-	}
-	out := make([]float32, len(v))
-	if ss == 0 {
-		return out
-	}
-	inv := 1 / sqrt(ss)
-	for i, x := range v {
-		out[i] = float32(float64(x) * inv)
-	}
-	return out
-}
+func Normalize(v []float32) []float32 { return kernels.Normalized(v) }
 
 // FileHash returns the SHA-256 of the file at path, cached in the
 // database by absolute path, size and modification time so that a large

@@ -16,6 +16,7 @@ import (
 
 	"github.com/goclip/goclip/internal/backend"
 	"github.com/goclip/goclip/internal/fixtures"
+	"github.com/goclip/goclip/internal/kernels"
 	"github.com/goclip/goclip/internal/queue"
 	"github.com/goclip/goclip/internal/queue/queuetest"
 )
@@ -345,7 +346,7 @@ func clusterQueue(t *testing.T, ctx context.Context, nodes []*node) func() {
 	var recs []backend.Record
 	for p, v := range vecs {
 		if v != nil {
-			exact = append(exact, normalize(v))
+			exact = append(exact, kernels.Normalized(v))
 			recs = append(recs, backend.Record{Path: p, Embedding: v})
 		}
 	}
@@ -365,7 +366,7 @@ func clusterQueue(t *testing.T, ctx context.Context, nodes []*node) func() {
 		const k = 10
 		hitW, hitE, tot := 0, 0, 0
 		for _, q := range queries {
-			qn := normalize(q)
+			qn := kernels.Normalized(q)
 			_, kth := exactTop(exact, qn, k)
 			for _, c := range []struct {
 				b   backend.Backend

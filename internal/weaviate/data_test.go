@@ -10,6 +10,7 @@ import (
 
 	"github.com/goclip/goclip/clip"
 	"github.com/goclip/goclip/internal/fixtures"
+	"github.com/goclip/goclip/internal/kernels"
 )
 
 var (
@@ -40,7 +41,7 @@ func randVecs(r *rand.Rand, n, dim int) [][]float32 {
 		for j := range v {
 			v[j] = float32(r.NormFloat64())
 		}
-		out[i] = normalize(v)
+		out[i] = kernels.Normalized(v)
 	}
 	return out
 }
@@ -76,7 +77,7 @@ func clusteredVecs(r *rand.Rand, n, dim, centers int, sigma float64) [][]float32
 				v[j] += float32(z[b]) * bv[j]
 			}
 		}
-		out[i] = normalize(v)
+		out[i] = kernels.Normalized(v)
 	}
 	return out
 }

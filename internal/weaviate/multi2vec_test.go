@@ -16,6 +16,7 @@ import (
 	"github.com/weaviate/weaviate/entities/models"
 
 	"github.com/goclip/goclip/internal/fixtures"
+	"github.com/goclip/goclip/internal/kernels"
 	"github.com/goclip/goclip/internal/server"
 )
 
@@ -85,14 +86,14 @@ func TestMulti2vecClip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			v = normalize(e[0])
+			v = kernels.Normalized(e[0])
 		}
 		if o.caption != "" {
 			e, err := model.EncodeTexts(ctx, []string{o.caption})
 			if err != nil {
 				t.Fatal(err)
 			}
-			tv := normalize(e[0])
+			tv := kernels.Normalized(e[0])
 			if v == nil {
 				v = tv
 			} else { // the module averages text and image vectors
@@ -101,7 +102,7 @@ func TestMulti2vecClip(t *testing.T) {
 				}
 			}
 		}
-		o.want = normalize(v)
+		o.want = kernels.Normalized(v)
 	}
 	var batch []*models.Object
 	for _, o := range objs {
@@ -135,7 +136,7 @@ func TestMulti2vecClip(t *testing.T) {
 		if len(v) != len(o.want) {
 			t.Fatalf("%s: Weaviate vector of %d dimensions, model gives %d", o.name, len(v), len(o.want))
 		}
-		if c := dot(normalize(v), o.want); c < 0.9999 {
+		if c := dot(kernels.Normalized(v), o.want); c < 0.9999 {
 			t.Errorf("%s: cosine(Weaviate vector, goclip vector) = %.6f", o.name, c)
 		}
 	}
@@ -182,7 +183,7 @@ func TestMulti2vecClip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		check(fmt.Sprintf("nearText %q", texts[i]), normalize(e[0]), func(g *graphql.GetBuilder) *graphql.GetBuilder {
+		check(fmt.Sprintf("nearText %q", texts[i]), kernels.Normalized(e[0]), func(g *graphql.GetBuilder) *graphql.GetBuilder {
 			return g.WithNearText(cl.GraphQL().NearTextArgBuilder().WithConcepts([]string{texts[i]}))
 		})
 	}
@@ -192,7 +193,7 @@ func TestMulti2vecClip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		check("nearImage "+p, normalize(e[0]), func(g *graphql.GetBuilder) *graphql.GetBuilder {
+		check("nearImage "+p, kernels.Normalized(e[0]), func(g *graphql.GetBuilder) *graphql.GetBuilder {
 			return g.WithNearImage(cl.GraphQL().NearImageArgBuilder().WithImage(b64File(t, p)))
 		})
 	}

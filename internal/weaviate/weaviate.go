@@ -21,7 +21,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/url"
 	"strings"
 	"time"
@@ -34,6 +33,7 @@ import (
 	"github.com/weaviate/weaviate/entities/models"
 
 	"github.com/goclip/goclip/internal/backend"
+	"github.com/goclip/goclip/internal/kernels"
 )
 
 func init() {
@@ -243,22 +243,6 @@ func ObjectID(modelID, path string) string {
 	return x[:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
 }
 
-func normalize(v []float32) []float32 {
-	var ss float64
-	for _, x := range v {
-		ss += float64(x) * float64(x)
-	}
-	out := make([]float32, len(v))
-	if ss == 0 {
-		return out
-	}
-	inv := 1 / math.Sqrt(ss)
-	for i, x := range v {
-		out[i] = float32(float64(x) * inv)
-	}
-	return out
-}
-
 // Upsert implements backend.Backend by gRPC batch import; objects of
 // the same path replace each other.
 func (s *Store) Upsert(ctx context.Context, modelID string, recs []backend.Record) error {
@@ -280,7 +264,7 @@ func (s *Store) Upsert(ctx context.Context, modelID string, recs []backend.Recor
 			},
 		}
 		if r.Embedding != nil {
-			o.Vector = normalize(r.Embedding)
+			o.Vector = kernels.Normalized(r.Embedding)
 		}
 		objs[i] = o
 	}
@@ -388,7 +372,7 @@ func (s *Store) Search(ctx context.Context, modelID string, query []float32, k i
 	if k <= 0 {
 		return nil, nil
 	}
-	q := normalize(query)
+	q := kernels.Normalized(query)
 	var res []graphql.SearchResult
 	err := s.retry(ctx, "nearVector search", func(ctx context.Context) error {
 		var err error
