@@ -72,11 +72,11 @@ func Run(o Options) (Result, error) {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(o.Threads))
 	}
 	m, err := model.Random(cfg, 1)
-	if err == nil && o.Precision == "bf16" {
-		m.UseBF16()
-	}
 	if err != nil {
 		return Result{}, err
+	}
+	if o.Precision == "bf16" {
+		m.UseBF16()
 	}
 	r := rand.New(rand.NewPCG(2, 3))
 	out := make([]float32, o.Batch*cfg.EmbedDim)

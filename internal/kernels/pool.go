@@ -11,10 +11,7 @@ import (
 // ParallelTask).
 type Task interface{ RunRange(lo, hi int) }
 
-// rangeTask is the pool's name for Task.
-type rangeTask = Task
-
-// funcTask adapts a closure to rangeTask.
+// funcTask adapts a closure to Task.
 type funcTask func(lo, hi int)
 
 func (f funcTask) RunRange(lo, hi int) { f(lo, hi) }
@@ -45,7 +42,7 @@ type worker struct {
 
 // job is one chunk handed to a pool worker.
 type job struct {
-	t      rangeTask
+	t      Task
 	lo, hi int
 	g      *group
 }
@@ -186,7 +183,7 @@ func Parallel(n int, fn func(lo, hi int)) { parallelTask(n, funcTask(fn)) }
 func ParallelTask(n int, t Task) { parallelTask(n, t) }
 
 // parallelTask runs t over [0, n) on the pool and waits for it.
-func parallelTask(n int, t rangeTask) {
+func parallelTask(n int, t Task) {
 	w := runtime.GOMAXPROCS(0)
 	if w > n {
 		w = n
