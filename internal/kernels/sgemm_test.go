@@ -373,3 +373,21 @@ func TestInterleave(t *testing.T) {
 		}
 	})
 }
+
+// TestGridSplit checks how two workers share the ViT-B/32 products with
+// pre-packed weights: 50 rows split by columns (each streams half the
+// weights), 1600 rows by rows (each packs half of A).
+func TestGridSplit(t *testing.T) {
+	k := current.Load()
+	if len(k.rows) == 0 {
+		t.Skipf("kernel %s has no row variants; the split is tuned for the AVX2 kernel", k.name)
+	}
+	for _, tc := range []struct{ m, k, n, pm, pn int }{
+		{50, 768, 2304, 1, 2}, {50, 3072, 768, 1, 2}, {1600, 768, 3072, 2, 1}, {1600, 3072, 768, 2, 1},
+	} {
+		g := gemm{kern: k.forRows(tc.m), m: tc.m, n: tc.n, k: tc.k, packed: &PackedB{}}
+		if pm, pn := g.grid(2); pm != tc.pm || pn != tc.pn {
+			t.Errorf("%d×%d×%d: grid %d×%d, want %d×%d", tc.m, tc.k, tc.n, pm, pn, tc.pm, tc.pn)
+		}
+	}
+}
