@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -97,7 +96,7 @@ func (c *Conv) Forward(y, x []float32, batch, h, w int, bias []float32, epi Conv
 	}
 	t := convTaskPool.Get().(*convTask)
 	*t = convTask{c: c, x: x, y: y, bias: bias, epi: epi, batch: batch, h: h, w: w, oh: oh, ow: ow}
-	t.plan(runtime.GOMAXPROCS(0))
+	t.plan(freeThreads())
 	if t.shared {
 		// Few pixel blocks: pack each once, then split the output channels.
 		need := t.nBlocks * t.unit

@@ -126,8 +126,8 @@ func ensureWorkers(n int) {
 // run is a worker's loop: announce idleness, spin, park, run what it is
 // handed.
 func (w *worker) run() {
+	w.state.Store(wSpinning)
 	for {
-		w.state.Store(wSpinning)
 		if !spinUntil(func() bool { return w.state.Load() != wSpinning }) &&
 			w.state.CompareAndSwap(wSpinning, wParked) {
 			<-w.wake
@@ -140,6 +140,9 @@ func (w *worker) run() {
 		w.job = job{}
 		w.state.Store(wBusy)
 		j.t.RunRange(j.lo, j.hi)
+		// Idle again before the chunk is reported done, so that the
+		// caller's next parallel step finds this worker free.
+		w.state.Store(wSpinning)
 		j.g.done()
 	}
 }
@@ -169,6 +172,36 @@ func handOff(j job) bool {
 	}
 	return false
 }
+
+// freeThreads returns how many threads a parallel step started now would
+// get: GOMAXPROCS, less the pool workers busy elsewhere (a step nested in
+// a worker, as in a batch split over the pool, runs on its own thread).
+// Products size their worker grid by it, so that one run inline does not
+// pack its operands once per planned worker.
+func freeThreads() int {
+	w := runtime.GOMAXPROCS(0)
+	if w <= 1 {
+		return 1
+	}
+	ws := workers.Load()
+	if ws == nil {
+		return w
+	}
+	idle := 0
+	for _, wk := range *ws {
+		if st := wk.state.Load(); st == wSpinning || st == wParked {
+			idle++
+		}
+	}
+	if len(*ws) < w-1 {
+		idle += w - 1 - len(*ws) // started on demand
+	}
+	return min(w, 1+idle)
+}
+
+// Workers returns the number of threads a parallel step started now would
+// run on (see freeThreads); 1 inside a step that already uses every thread.
+func Workers() int { return freeThreads() }
 
 // Parallel runs fn over [0, n) split into contiguous chunks, one per worker
 // of the shared pool (GOMAXPROCS workers), and waits for all of them. Small

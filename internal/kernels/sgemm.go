@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"fmt"
-	"runtime"
 	"sync"
 )
 
@@ -96,7 +95,7 @@ const minParallelFlops = 1 << 20
 
 // run partitions C into a grid of worker tiles and computes them.
 func (g *gemm) run() {
-	w := runtime.GOMAXPROCS(0)
+	w := freeThreads()
 	if 2*g.m*g.n*g.k < minParallelFlops {
 		w = 1
 	}
@@ -361,20 +360,27 @@ func gatherRows(dst, src []float32, off, ld, klen, width, stride int, alpha floa
 }
 
 // interleave sets dst[p*stride+r] = alpha·src[off+r*ld+p] for r < nrows,
-// p < klen: nrows contiguous rows woven into one panel, four at a time.
+// p < klen: nrows contiguous rows woven into one panel, by 8×8 transposes
+// for groups of 5 to 8 rows (a 6-row A micro-panel) and four rows at a
+// time otherwise. Positions r ≥ nrows of each p that a transpose touches
+// are set to zero or to values written afterwards (see interleaveVec).
 func interleave(dst, src []float32, off, ld, nrows, stride, klen int, alpha float32) {
 	dst = dst[:klen*stride]
 	r := 0
 	if alpha == 1 {
-		for ; r+8 <= nrows; r += 8 {
-			done := interleave8(dst[r:], src, off+r*ld, ld, stride, klen)
+		// A group's eight-wide stores must not reach an earlier group's
+		// values of the next p: only the first group may spill over.
+		for ; nrows-r >= 5 && (r == 0 || r+8 <= stride); r += 8 {
+			rows := min(8, nrows-r)
+			done := interleaveVec(dst[r:], src, off+r*ld, ld, stride, rows, klen)
 			for p := done; p < klen; p++ {
-				d := dst[p*stride+r:][:8]
+				d := dst[p*stride+r:][:rows]
 				for i := range d {
 					d[i] = src[off+(r+i)*ld+p]
 				}
 			}
 		}
+		r = min(r, nrows)
 	}
 	for ; r+4 <= nrows; r += 4 {
 		s0 := src[off+r*ld : off+r*ld+klen]

@@ -344,27 +344,35 @@ func TestParallelSgemm(t *testing.T) {
 	})
 }
 
+// TestInterleave checks the packing of rows into panels: tight (stride =
+// rows, an A micro-panel) and padded; the padding may be set to zero (the
+// callers clear it anyway) but nothing else.
 func TestInterleave(t *testing.T) {
 	withKernels(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(17, 18))
-		for _, nrows := range []int{1, 4, 6, 8, 13, 16, 32} {
-			for _, klen := range []int{1, 7, 8, 9, 64, 70} {
-				for _, alpha := range []float32{1, -2} {
-					stride := nrows + 3
-					ld := klen + 5
-					off := 2
-					src := randSlice(r, off+nrows*ld)
-					dst := randSlice(r, klen*stride)
-					orig := append([]float32(nil), dst...)
-					interleave(dst, src, off, ld, nrows, stride, klen, alpha)
-					for p := 0; p < klen; p++ {
-						for c := 0; c < stride; c++ {
-							want := orig[p*stride+c]
-							if c < nrows {
-								want = alpha * src[off+c*ld+p]
-							}
-							if got := dst[p*stride+c]; got != want {
-								t.Fatalf("nrows=%d klen=%d alpha=%g: dst[%d,%d] = %g, want %g", nrows, klen, alpha, p, c, got, want)
+		for _, nrows := range []int{1, 4, 5, 6, 7, 8, 13, 16, 21, 32} {
+			for _, pad := range []int{0, 1, 3, 16} {
+				for _, klen := range []int{1, 7, 8, 9, 16, 64, 70} {
+					for _, alpha := range []float32{1, -2} {
+						stride := nrows + pad
+						ld := klen + 5
+						off := 2
+						src := randSlice(r, off+nrows*ld)
+						dst := randSlice(r, klen*stride)
+						orig := append([]float32(nil), dst...)
+						interleave(dst, src, off, ld, nrows, stride, klen, alpha)
+						for p := 0; p < klen; p++ {
+							for c := 0; c < stride; c++ {
+								got := dst[p*stride+c]
+								if c >= nrows {
+									if got != orig[p*stride+c] && got != 0 {
+										t.Fatalf("nrows=%d stride=%d klen=%d: padding dst[%d,%d] = %g", nrows, stride, klen, p, c, got)
+									}
+									continue
+								}
+								if want := alpha * src[off+c*ld+p]; got != want {
+									t.Fatalf("nrows=%d stride=%d klen=%d alpha=%g: dst[%d,%d] = %g, want %g", nrows, stride, klen, alpha, p, c, got, want)
+								}
 							}
 						}
 					}

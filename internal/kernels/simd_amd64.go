@@ -61,19 +61,28 @@ func lnApply(y, x, g, b []float32, mean, rstd float32) {
 }
 
 //go:noescape
-func transpose8AVX2(dst *float32, stride int, src *float32, ld int, blocks int)
+func transpose8AVX2(dst *float32, stride int, src *float32, ld int, blocks int, rows int)
 
-// interleave8 handles 8 rows of interleave by 8×8 transposes where it can;
-// it returns how many leading p columns it did.
-func interleave8(dst, src []float32, off, ld, stride, klen int) int {
+// interleaveVec sets dst[p*stride+r] = src[off+r*ld+p] for r < rows (5 to
+// 8) by 8×8 transposes where it can, and returns how many leading p it
+// did. Each p's store is eight wide: with rows < 8 it also writes zeros to
+// dst[p*stride+rows … p*stride+7], so the caller must own them (padding,
+// or values it writes afterwards: the next p's, when stride < 8).
+func interleaveVec(dst, src []float32, off, ld, stride, rows, klen int) int {
+	if !useAVX2() || rows < 5 || rows > 8 || stride < rows {
+		return 0
+	}
 	blocks := klen / 8
-	if !useAVX2() || blocks == 0 || stride < 8 {
+	for blocks > 0 && (8*blocks-1)*stride+8 > len(dst) {
+		blocks-- // the last store would run past dst
+	}
+	if blocks == 0 {
 		return 0
 	}
 	// Bounds: the last element read and written.
-	_ = src[off+7*ld+8*blocks-1]
+	_ = src[off+(rows-1)*ld+8*blocks-1]
 	_ = dst[(8*blocks-1)*stride+7]
-	transpose8AVX2(&dst[0], stride, &src[off], ld, blocks)
+	transpose8AVX2(&dst[0], stride, &src[off], ld, blocks, rows)
 	return 8 * blocks
 }
 

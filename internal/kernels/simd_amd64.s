@@ -390,10 +390,11 @@ ladone:
 	VZEROUPPER
 	RET
 
-// func transpose8AVX2(dst *float32, stride int, src *float32, ld int, blocks int)
-// For p < 8·blocks and r < 8: dst[p*stride+r] = src[r*ld+p], by 8×8
-// in-register transposes (strides in elements).
-TEXT ·transpose8AVX2(SB), NOSPLIT, $0-40
+// func transpose8AVX2(dst *float32, stride int, src *float32, ld int, blocks int, rows int)
+// For p < 8·blocks and r < 8: dst[p*stride+r] = src[r*ld+p] for r < rows
+// (5 to 8) and 0 for rows ≤ r < 8, by 8×8 in-register transposes (strides
+// in elements). Rows past rows are not read.
+TEXT ·transpose8AVX2(SB), NOSPLIT, $0-48
 	MOVQ dst+0(FP), DI
 	MOVQ stride+8(FP), DX
 	SHLQ $2, DX
@@ -401,6 +402,7 @@ TEXT ·transpose8AVX2(SB), NOSPLIT, $0-40
 	MOVQ ld+24(FP), R8
 	SHLQ $2, R8
 	MOVQ blocks+32(FP), CX
+	MOVQ rows+40(FP), BX
 	LEAQ (R8)(R8*2), R9
 	LEAQ (SI)(R8*4), R10
 	LEAQ (DX)(DX*2), R11
@@ -413,9 +415,26 @@ tloop:
 	VMOVUPS (SI)(R8*2), Y2
 	VMOVUPS (SI)(R9*1), Y3
 	VMOVUPS (R10), Y4
+	CMPQ    BX, $8
+	JLT     tpart
 	VMOVUPS (R10)(R8*1), Y5
 	VMOVUPS (R10)(R8*2), Y6
 	VMOVUPS (R10)(R9*1), Y7
+	JMP     ttrans
+
+tpart:
+	// Fewer than 8 rows: the missing ones are zero.
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	CMPQ   BX, $6
+	JLT    ttrans
+	VMOVUPS (R10)(R8*1), Y5
+	CMPQ   BX, $7
+	JLT    ttrans
+	VMOVUPS (R10)(R8*2), Y6
+
+ttrans:
 
 	VUNPCKLPS Y1, Y0, Y8
 	VUNPCKHPS Y1, Y0, Y9

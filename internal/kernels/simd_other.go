@@ -15,4 +15,4 @@ func rowStats(x []float32) (sum, sumsq float64) { return rowStatsGo(x) }
 
 func lnApply(y, x, g, b []float32, mean, rstd float32) { lnApplyGo(y, x, g, b, mean, rstd) }
 
-func interleave8(dst, src []float32, off, ld, stride, klen int) int { return 0 }
+func interleaveVec(dst, src []float32, off, ld, stride, rows, klen int) int { return 0 }
