@@ -1,0 +1,64 @@
+package model
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// TestBatchShards checks that a batch split over the pool's threads (see
+// batchShards) gives exactly the features of the unsplit pass, for both
+// towers and uneven splits, and that a bad row is still named by its
+// index in the whole batch.
+func TestBatchShards(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for name, cfg := range map[string]Config{
+		"vit": vit(64, 64, 16, 128, 2, 2, 128, 2, 2),
+		"rn":  resnet(32, 64, [4]int{1, 1, 1, 1}, 8, 64, 1, 1),
+	} {
+		m, err := Random(cfg, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, ed := cfg.Vision.ImageSize, cfg.EmbedDim
+		for _, batch := range []int{2, 3, 4, 9} {
+			px := make([]float32, batch*3*s*s)
+			for i := range px {
+				px[i] = float32((i*7919)%255)/127 - 1
+			}
+			toks := make([][]int32, batch)
+			for b := range toks {
+				toks[b] = make([]int32, cfg.Text.ContextLength)
+				toks[b][0] = 1
+				for l := 1; l <= b%5; l++ {
+					toks[b][l] = int32(3 + (b*l)%50)
+				}
+				toks[b][b%5+1] = int32(cfg.Text.VocabSize - 1)
+			}
+			var img, txt [2][]float32
+			for i, threads := range []int{1, 3} {
+				runtime.GOMAXPROCS(threads)
+				img[i] = make([]float32, batch*ed)
+				m.EncodeImage(img[i], px, batch, nil)
+				txt[i] = make([]float32, batch*ed)
+				if err := m.EncodeText(txt[i], toks, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			t.Logf("%s batch %d: %d shards at 3 threads", name, batch, batchShards(batch))
+			for i := range img[0] {
+				if img[0][i] != img[1][i] || txt[0][i] != txt[1][i] {
+					t.Fatalf("%s batch %d: element %d: image %v vs %v, text %v vs %v (1 vs 3 threads)",
+						name, batch, i, img[0][i], img[1][i], txt[0][i], txt[1][i])
+				}
+			}
+			if batch == 9 {
+				toks[7][3] = int32(cfg.Text.VocabSize) // out of the vocabulary
+				err := m.EncodeText(txt[1], toks, nil)
+				if err == nil || !strings.Contains(err.Error(), "text 7") {
+					t.Errorf("bad token in row 7: error %v, want one naming text 7", err)
+				}
+			}
+		}
+	}
+}
