@@ -36,7 +36,7 @@ func TestToBF16(t *testing.T) {
 func TestLinearPackedBF16(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	withKernels(t, func(t *testing.T) {
-		for _, s := range []struct{ m, n, k int }{{1, 1, 1}, {5, 17, 33}, {50, 64, 300}, {7, 100, 513}, {13, 48, 256}} {
+		for _, s := range []struct{ m, n, k int }{{1, 1, 1}, {5, 17, 33}, {50, 64, 300}, {7, 100, 513}, {13, 48, 256}, {50, 1203, 512}} {
 			x, w := randSlice(r, s.m*s.k), randSlice(r, s.n*s.k)
 			bias := randSlice(r, s.n)
 			wr := make([]float32, len(w))

@@ -250,7 +250,7 @@ func checkClose(t *testing.T, name string, got []float32, want, mag []float64, t
 func TestLinearPacked(t *testing.T) {
 	withKernels(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(7, 8))
-		for _, sz := range [][3]int{{1, 3, 2}, {50, 96, 77}, {33, 65, 600}, {130, 40, 17}, {301, 70, 300}} {
+		for _, sz := range [][3]int{{1, 3, 2}, {50, 96, 77}, {33, 65, 600}, {130, 40, 17}, {301, 70, 300}, {50, 1203, 512}} {
 			m, n, k := sz[0], sz[1], sz[2]
 			x, w, bias := randSlice(r, m*k), randSlice(r, n*k), randSlice(r, n)
 			pw := PackLinear(w, n, k)
