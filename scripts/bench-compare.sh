@@ -7,6 +7,9 @@
 #                                                   where its BLAS is slow, batch 32 takes many minutes)
 #   GOCLIP_BIN=/tmp/goclip-old scripts/bench-compare.sh RN50
 #                                                  (time that goclip binary instead of building one)
+#   ROUNDS=3 scripts/bench-compare.sh              (goclip and ONNX Runtime alternated 3 times
+#                                                   per row; the row shows the medians and the
+#                                                   median of the per-round ratios)
 #
 # RN50 and RN101 measure the image tower only (PyTorch and the ONNX export
 # from scripts/bench/torch_rn50_bench.py, our own ModifiedResNet): their
@@ -49,18 +52,26 @@ for what in $whats; do
 done
 
 ips() { sed -n 's/.*"items_per_s": *\([0-9.e+-]*\).*/\1/p' | head -1; }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
+rounds=${ROUNDS:-1}
 printf '%-6s %5s %10s %10s %10s %8s %8s\n' what batch goclip pytorch onnxrt vs-torch vs-ort
 for what in $whats; do
   for batch in 1 32; do
-    g=$("$goclip" bench --arch "$arch" --what "$what" --batch "$batch" --threads "$threads" --time 10s --json | ips)
     p=nan
     case " ${TORCH_BATCHES:-1 32} " in *" $batch "*)
       p=$(torch --arch "$arch" --what "$what" --batch "$batch" --threads "$threads" | ips) ;;
     esac
-    o=$(NODE_PATH="$work/node_modules" node "$bench/ort_clip_bench.js" "$work/$arch-$what.onnx" "$what" "$batch" "$threads" | ips)
+    gs= os= rs=
+    for r in $(seq "$rounds"); do
+      g=$("$goclip" bench --arch "$arch" --what "$what" --batch "$batch" --threads "$threads" --time 10s --json | ips)
+      o=$(NODE_PATH="$work/node_modules" node "$bench/ort_clip_bench.js" "$work/$arch-$what.onnx" "$what" "$batch" "$threads" | ips)
+      [ "$rounds" -gt 1 ] && printf '  round %d: goclip %.2f onnxrt %.2f (%.2fx)\n' "$r" "$g" "$o" "$(echo "$g / $o" | bc -l)"
+      gs="$gs $g" os="$os $o" rs="$rs $(echo "$g / $o" | bc -l)"
+    done
+    g=$(echo "$gs" | median) o=$(echo "$os" | median) ro=$(echo "$rs" | median)
     vt=nan
     [ "$p" = nan ] || vt=$(echo "$g / $p" | bc -l)
-    printf '%-6s %5d %10.2f %10.2f %10.2f %7.2fx %7.2fx\n' "$what" "$batch" "$g" "$p" "$o" "$vt" "$(echo "$g / $o" | bc -l)"
+    printf '%-6s %5d %10.2f %10.2f %10.2f %7.2fx %7.2fx\n' "$what" "$batch" "$g" "$p" "$o" "$vt" "$ro"
   done
 done
-echo "($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $threads threads, OPENBLAS_CORETYPE=$coretype, $(date -u +%Y-%m-%d))"
+echo "($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $threads threads, $rounds round(s), OPENBLAS_CORETYPE=$coretype, $(date -u +%Y-%m-%d))"
