@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestBatchShards checks that a batch split over the pool's threads (see
@@ -60,5 +61,53 @@ func TestBatchShards(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// BenchmarkBatchSplit times a batch of 32 images through the ViT-B/32 and
+// RN50 image towers (random weights) split over the pool's threads (as
+// EncodeImage runs it) and unsplit (every product split over the threads
+// instead), alternating the two per pass so that both see the same
+// machine, and reports each one's images/s and their ratio.
+//
+//	go test ./internal/model -run '^$' -bench BatchSplit -benchtime 4x
+func BenchmarkBatchSplit(b *testing.B) {
+	for _, arch := range []string{"ViT-B-32", "RN50"} {
+		b.Run(arch, func(b *testing.B) {
+			cfg, err := Arch(arch)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m, err := Random(cfg, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			const batch = 32
+			s := cfg.Vision.ImageSize
+			px := make([]float32, batch*3*s*s)
+			for i := range px {
+				px[i] = float32(i%251)/125 - 1
+			}
+			out := make([]float32, batch*cfg.EmbedDim)
+			unsplit := func() {
+				ar := m.arena()
+				m.Visual.Forward(ar, out, px, batch, nil)
+				m.arenas.Put(ar)
+			}
+			m.EncodeImage(out, px, batch, nil) // warm up both
+			unsplit()
+			var split, whole time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				m.EncodeImage(out, px, batch, nil)
+				t1 := time.Now()
+				unsplit()
+				split, whole = split+t1.Sub(t0), whole+time.Since(t1)
+			}
+			n := float64(b.N * batch)
+			b.ReportMetric(n/split.Seconds(), "split_img/s")
+			b.ReportMetric(n/whole.Seconds(), "unsplit_img/s")
+			b.ReportMetric(whole.Seconds()/split.Seconds(), "speedup")
+		})
 	}
 }
