@@ -23,13 +23,20 @@ type microKernel struct {
 	mr, nr int // register tile: rows of A, columns of B
 	kc, mc int // cache blocks: depth of a packed panel, rows of a packed A block
 	// fn computes an mr×nr tile of C from packed panels; see sgemm_amd64.s.
-	fn   func(k int, a, b, c *float32, ldc int, accum int)
-	simd simdLevel
+	fn func(k int, a, b, c *float32, ldc int, accum int)
+	// fnBias, where not nil, is fn that also adds bias[0:nr] to each row
+	// of the tile before storing it: LinearPacked fuses a layer's bias
+	// into its first K block with it.
+	fnBias biasKernel
+	simd   simdLevel
 	// rows are variants of this kernel with fewer rows (same nr, kc and
 	// packed-B layout), for products whose row count is not a multiple
 	// of mr; see forRows.
 	rows []*microKernel
 }
+
+// biasKernel is a microkernel that adds a bias; see microKernel.fnBias.
+type biasKernel func(k int, a, b, c *float32, ldc int, accum int, bias *float32)
 
 // rowEfficiency is the relative cost per computed row of a kernel of mr
 // rows against the full one (fewer accumulators hide less latency and

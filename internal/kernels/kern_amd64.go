@@ -24,6 +24,26 @@ func sgemmKernelAVX2R4(k int, a, b, c *float32, ldc int, accum int)
 //go:noescape
 func sgemmKernelAVX2R5(k int, a, b, c *float32, ldc int, accum int)
 
+// The same kernels adding a 16-wide bias before storing the tile.
+
+//go:noescape
+func sgemmKernelAVX2R1B(k int, a, b, c *float32, ldc int, accum int, bias *float32)
+
+//go:noescape
+func sgemmKernelAVX2R2B(k int, a, b, c *float32, ldc int, accum int, bias *float32)
+
+//go:noescape
+func sgemmKernelAVX2R3B(k int, a, b, c *float32, ldc int, accum int, bias *float32)
+
+//go:noescape
+func sgemmKernelAVX2R4B(k int, a, b, c *float32, ldc int, accum int, bias *float32)
+
+//go:noescape
+func sgemmKernelAVX2R5B(k int, a, b, c *float32, ldc int, accum int, bias *float32)
+
+//go:noescape
+func sgemmKernelAVX2R6B(k int, a, b, c *float32, ldc int, accum int, bias *float32)
+
 //go:noescape
 func sgemmKernelAVX512(k int, a, b, c *float32, ldc int, accum int)
 
@@ -35,12 +55,13 @@ func archKernels() []*microKernel {
 		ks = append(ks, &microKernel{name: "avx512", mr: 6, nr: 32, kc: 256, mc: 144, fn: sgemmKernelAVX512, simd: simdAVX2})
 	}
 	if avx2 {
-		k := &microKernel{name: "avx2", mr: 6, nr: 16, kc: 256, mc: 144, fn: sgemmKernelAVX2R6, simd: simdAVX2}
+		k := &microKernel{name: "avx2", mr: 6, nr: 16, kc: 256, mc: 144, fn: sgemmKernelAVX2R6, fnBias: sgemmKernelAVX2R6B, simd: simdAVX2}
 		for r, fn := range []func(k int, a, b, c *float32, ldc int, accum int){
 			sgemmKernelAVX2R1, sgemmKernelAVX2R2, sgemmKernelAVX2R3, sgemmKernelAVX2R4, sgemmKernelAVX2R5,
 		} {
 			v := *k
 			v.mr, v.mc, v.fn = r+1, 144/(r+1)*(r+1), fn
+			v.fnBias = []biasKernel{sgemmKernelAVX2R1B, sgemmKernelAVX2R2B, sgemmKernelAVX2R3B, sgemmKernelAVX2R4B, sgemmKernelAVX2R5B}[r]
 			k.rows = append(k.rows, &v)
 		}
 		ks = append(ks, k)

@@ -54,6 +54,84 @@ func TestRowVariants(t *testing.T) {
 	}
 }
 
+// TestBiasVariants checks each microkernel that adds a bias (fnBias)
+// against the naive tile product plus the bias, in both accumulate modes.
+func TestBiasVariants(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	n := 0
+	for _, base := range available {
+		for _, k := range append([]*microKernel{base}, base.rows...) {
+			if k.fnBias == nil {
+				continue
+			}
+			n++
+			for _, depth := range []int{1, 5, 64, 256} {
+				for _, accum := range []int{0, 1} {
+					a := randSlice(r, depth*k.mr)
+					b := randSlice(r, depth*k.nr)
+					bias := randSlice(r, k.nr+1)[1:] // unaligned
+					ldc := k.nr + 5
+					c := randSlice(r, k.mr*ldc)
+					c0 := append([]float32(nil), c...)
+					k.fnBias(depth, &a[0], &b[0], &c[0], ldc, accum, &bias[0])
+					for i := range k.mr {
+						for j := range ldc {
+							got := c[i*ldc+j]
+							if j >= k.nr {
+								if got != c0[i*ldc+j] {
+									t.Fatalf("%s mr=%d: wrote outside the tile at (%d,%d)", base.name, k.mr, i, j)
+								}
+								continue
+							}
+							s, mag := float64(bias[j]), math.Abs(float64(bias[j]))
+							for p := range depth {
+								v := float64(a[p*k.mr+i]) * float64(b[p*k.nr+j])
+								s += v
+								mag += math.Abs(v)
+							}
+							if accum == 1 {
+								s += float64(c0[i*ldc+j])
+								mag += math.Abs(float64(c0[i*ldc+j]))
+							}
+							if d := math.Abs(float64(got) - s); d > 1e-5*(mag+1e-30) {
+								t.Fatalf("%s mr=%d k=%d accum=%d (%d,%d): got %v want %v", base.name, k.mr, depth, accum, i, j, got, s)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d bias kernels checked", n)
+}
+
+// TestFusedBias checks LinearPacked with the bias fused into the kernel
+// against the bias added afterwards, on shapes with edge tiles.
+func TestFusedBias(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	defer func() { noFusedBias = false }()
+	for _, sz := range [][3]int{{1, 16, 8}, {7, 33, 300}, {50, 100, 768}, {13, 48, 513}} {
+		m, n, k := sz[0], sz[1], sz[2]
+		x, bias := randSlice(r, m*k), randSlice(r, n)
+		w := PackLinear(randSlice(r, n*k), n, k)
+		for _, epi := range []Epilogue{EpiNone, EpiQuickGELU, EpiResidual} {
+			y0 := randSlice(r, m*n)
+			var got [2][]float32
+			for i, off := range []bool{true, false} {
+				noFusedBias = off
+				got[i] = append([]float32(nil), y0...)
+				LinearPacked(got[i], x, w, bias, m, epi)
+			}
+			for i := range got[0] {
+				want, v := float64(got[0][i]), float64(got[1][i])
+				if math.Abs(v-want) > 1e-5*(math.Abs(want)+1) {
+					t.Fatalf("%v %v: [%d] fused %v, unfused %v", sz, epi, i, v, want)
+				}
+			}
+		}
+	}
+}
+
 // TestForRows checks the variant choice on the shapes that matter.
 func TestForRows(t *testing.T) {
 	for _, k := range available {

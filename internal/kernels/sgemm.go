@@ -226,18 +226,24 @@ func (g *gemm) tile(m0, m1, n0, n1 int) {
 					mcLen := min(mc, m1-ic)
 					g.packA(*abuf, ic, mcLen, pc, kcLen)
 					accum := pc > 0 || g.beta != 0
-					g.macro(*abuf, *bbuf, kcLen*nr, ic, mcLen, jc, ncLen, kcLen, accum, *tbuf)
+					g.macro(*abuf, *bbuf, kcLen*nr, ic, mcLen, jc, ncLen, kcLen, accum, nil, *tbuf)
 				}
 			}
 			continue
 		}
 		// Pre-packed B: finish each row block over all of K, then apply
-		// the epilogue while it is hot in cache.
+		// the epilogue while it is hot in cache. The bias is added by the
+		// microkernel in the first K block where it can.
 		pb := g.packed
 		var wbuf *[]float32
 		if pb.half != nil {
 			wbuf = getBuf(bufB, kc*nr)
 			defer putBuf(bufB, wbuf)
+		}
+		fused := g.bias != nil && kern.fnBias != nil && !noFusedBias
+		epiBias := g.bias
+		if fused {
+			epiBias = nil
 		}
 		for ic := m0; ic < m1; ic += mc {
 			mcLen := min(mc, m1-ic)
@@ -246,24 +252,33 @@ func (g *gemm) tile(m0, m1, n0, n1 int) {
 				g.packA(*abuf, ic, mcLen, pc, kcLen)
 				off := pc*pb.npanel*nr + (jc/nr)*kcLen*nr
 				accum := pc > 0 || g.beta != 0
+				var bias []float32
+				if fused && pc == 0 {
+					bias = g.bias
+				}
 				if pb.half == nil {
-					g.macro(*abuf, pb.data[off:], kcLen*nr, ic, mcLen, jc, ncLen, kcLen, accum, *tbuf)
+					g.macro(*abuf, pb.data[off:], kcLen*nr, ic, mcLen, jc, ncLen, kcLen, accum, bias, *tbuf)
 					continue
 				}
 				// bfloat16 weights: widen one panel at a time into L1.
 				for jr := 0; jr < ncLen; jr += nr {
 					pb.widenPanel(*wbuf, off+(jr/nr)*kcLen*nr, kcLen*nr)
-					g.macro(*abuf, *wbuf, kcLen*nr, ic, mcLen, jc+jr, min(nr, ncLen-jr), kcLen, accum, *tbuf)
+					g.macro(*abuf, *wbuf, kcLen*nr, ic, mcLen, jc+jr, min(nr, ncLen-jr), kcLen, accum, bias, *tbuf)
 				}
 			}
-			applyEpilogue(g.epi, g.c, g.ldc, ic, ic+mcLen, jc, jc+ncLen, g.bias, kern.simd)
+			applyEpilogue(g.epi, g.c, g.ldc, ic, ic+mcLen, jc, jc+ncLen, epiBias, kern.simd)
 		}
 	}
 }
 
+// noFusedBias turns the bias fusion off (tests compare both paths).
+var noFusedBias bool
+
 // macro runs the microkernel over an mcLen×ncLen block of C at (ic, jc).
-// bp holds consecutive NR-wide panels, bstride floats apart.
-func (g *gemm) macro(ap, bp []float32, bstride, ic, mcLen, jc, ncLen, kcLen int, accum bool, tmp []float32) {
+// bp holds consecutive NR-wide panels, bstride floats apart. A non-nil
+// bias (indexed by column of C) is added to the block's product (the
+// kernel's fnBias does it for whole tiles).
+func (g *gemm) macro(ap, bp []float32, bstride, ic, mcLen, jc, ncLen, kcLen int, accum bool, bias, tmp []float32) {
 	kern := g.kern
 	mr, nr := kern.mr, kern.nr
 	acc := 0
@@ -279,13 +294,20 @@ func (g *gemm) macro(ap, bp []float32, bstride, ic, mcLen, jc, ncLen, kcLen int,
 			apan := &ap[(ir/mr)*kcLen*mr]
 			off := (ic+ir)*ldc + jc + jr
 			if mrLen == mr && nrLen == nr {
-				kern.fn(kcLen, apan, bpan, &c[off], ldc, acc)
+				if bias != nil {
+					kern.fnBias(kcLen, apan, bpan, &c[off], ldc, acc, &bias[jc+jr])
+				} else {
+					kern.fn(kcLen, apan, bpan, &c[off], ldc, acc)
+				}
 				continue
 			}
 			kern.fn(kcLen, apan, bpan, &tmp[0], nr, 0)
 			for i := 0; i < mrLen; i++ {
 				dst := c[off+i*ldc : off+i*ldc+nrLen]
 				src := tmp[i*nr : i*nr+nrLen]
+				if bias != nil {
+					addTo(src, bias[jc+jr:jc+jr+nrLen])
+				}
 				if accum {
 					for j, v := range src {
 						dst[j] += v

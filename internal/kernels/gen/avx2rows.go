@@ -7,7 +7,9 @@
 // the variant that pads the fewest rows (50 tokens: ten 5-row tiles
 // instead of nine 6-row tiles, the last one two-thirds empty). The 5- and
 // 6-row kernels prefetch the next B micro-panel, one cache line per k
-// step (+2-15% on the batch-1 ViT-B/32 shapes, per CPU-second).
+// step (+2-15% on the batch-1 ViT-B/32 shapes, per CPU-second). The
+// R<n>B variants also add a 16-wide bias to the tile before storing it
+// (the bias of a linear layer, fused into its first K block).
 //
 //	go run gen/avx2rows.go > sgemm_rows_amd64.s
 package main
@@ -30,11 +32,14 @@ func main() {
 		r        int
 		name     string
 		prefetch bool
+		bias     bool
 	}{
-		{1, "R1", false}, {2, "R2", false}, {3, "R3", false}, {4, "R4", false},
-		{5, "R5", true}, {6, "R6", true},
+		{1, "R1", false, false}, {2, "R2", false, false}, {3, "R3", false, false}, {4, "R4", false, false},
+		{5, "R5", true, false}, {6, "R6", true, false},
+		{1, "R1B", false, true}, {2, "R2B", false, true}, {3, "R3B", false, true}, {4, "R4B", false, true},
+		{5, "R5B", true, true}, {6, "R6B", true, true},
 	} {
-		r, name, prefetch := kv.r, kv.name, kv.prefetch
+		r, name, prefetch, bias := kv.r, kv.name, kv.prefetch, kv.bias
 		acc := func(i, j int) string { return fmt.Sprintf("Y%d", 4+2*i+j) }
 		// step emits one k step reading A at aoff (bytes) and B at boff.
 		step := func(aoff, boff int) {
@@ -56,8 +61,13 @@ func main() {
 			}
 		}
 		p("")
-		p("// func sgemmKernelAVX2%s(k int, a, b, c *float32, ldc int, accum int)", name)
-		p("TEXT ·sgemmKernelAVX2%s(SB), NOSPLIT, $0-48", name)
+		if bias {
+			p("// func sgemmKernelAVX2%s(k int, a, b, c *float32, ldc int, accum int, bias *float32)", name)
+			p("TEXT ·sgemmKernelAVX2%s(SB), NOSPLIT, $0-56", name)
+		} else {
+			p("// func sgemmKernelAVX2%s(k int, a, b, c *float32, ldc int, accum int)", name)
+			p("TEXT ·sgemmKernelAVX2%s(SB), NOSPLIT, $0-48", name)
+		}
 		p("\tMOVQ k+0(FP), CX")
 		p("\tMOVQ a+8(FP), SI")
 		p("\tMOVQ b+16(FP), DI")
@@ -107,6 +117,16 @@ func main() {
 		p("\tDECQ CX")
 		p("\tJMP tail")
 		p("done:")
+		if bias {
+			// Add bias[0:16] to every row before the store.
+			p("\tMOVQ bias+48(FP), BX")
+			p("\tVMOVUPS (BX), Y0")
+			p("\tVMOVUPS 32(BX), Y1")
+			for i := 0; i < r; i++ {
+				p("\tVADDPS Y0, %s, %s", acc(i, 0), acc(i, 0))
+				p("\tVADDPS Y1, %s, %s", acc(i, 1), acc(i, 1))
+			}
+		}
 		p("\tMOVQ accum+40(FP), AX")
 		p("\tTESTQ AX, AX")
 		p("\tJEQ set")
