@@ -23,6 +23,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/goclip/goclip/internal/checkpoint"
 	"github.com/goclip/goclip/internal/cnclip"
@@ -539,56 +540,81 @@ func (m *Model) encode(ctx context.Context, n int, prep func(i int, dst []float3
 	flat := make([]float32, n*ed)
 	pix := m.pixels.get(min(n, m.batch) * per)
 	defer m.pixels.put(pix)
-	ok := make([]bool, min(n, m.batch))
+	t := prepPool.Get().(*prepTask)
+	defer func() { t.prep, t.pix, t.err = nil, nil, nil; prepPool.Put(t) }()
+	t.prep, t.pix, t.per = prep, pix, per
 	for lo := 0; lo < n; lo += m.batch {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		hi := min(lo+m.batch, n)
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		var firstErr error
-		sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-		for i := lo; i < hi; i++ {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func(i int) {
-				defer func() { <-sem; wg.Done() }()
-				err := prep(i, pix[(i-lo)*per:(i-lo+1)*per])
-				ok[i-lo] = err == nil
-				if err != nil && !errors.Is(err, errSkip) {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = fmt.Errorf("clip: %w", err)
-					}
-					mu.Unlock()
-				}
-			}(i)
+		t.lo, t.n, t.next, t.err = lo, hi-lo, 0, nil
+		if cap(t.ok) < hi-lo {
+			t.ok = make([]bool, hi-lo)
 		}
-		wg.Wait()
-		if firstErr != nil {
-			return nil, firstErr
+		t.ok = t.ok[:hi-lo]
+		// One worker per thread, each taking the next input until none is
+		// left: images of very different sizes still share the threads.
+		kernels.ParallelTask(min(hi-lo, runtime.GOMAXPROCS(0)), t)
+		if t.err != nil {
+			return nil, t.err
 		}
 		// Compact the good inputs and run them as one batch.
 		k := 0
-		idx := make([]int, 0, hi-lo)
 		for i := lo; i < hi; i++ {
-			if ok[i-lo] {
+			if t.ok[i-lo] {
 				if k != i-lo {
 					copy(pix[k*per:(k+1)*per], pix[(i-lo)*per:(i-lo+1)*per])
 				}
-				idx = append(idx, i)
 				k++
 			}
 		}
 		if k > 0 {
 			m.towers.EncodeImage(flat[lo*ed:(lo+k)*ed], pix[:k*per], k, nil)
 		}
-		for j, i := range idx {
-			out[i] = flat[(lo+j)*ed : (lo+j+1)*ed : (lo+j+1)*ed]
+		j := lo
+		for i := lo; i < hi; i++ {
+			if t.ok[i-lo] {
+				out[i] = flat[j*ed : (j+1)*ed : (j+1)*ed]
+				j++
+			}
 		}
 	}
 	return out, nil
+}
+
+// prepTask is encode's parallel preprocessing of one batch, inputs
+// lo … lo+n-1 into pix: each worker takes the next input (next, atomic)
+// until none is left. Kept in a sync.Pool so that a call allocates no
+// goroutines or closures per image.
+type prepTask struct {
+	prep       func(i int, dst []float32) error
+	pix        []float32
+	per, lo, n int
+	next       int64 // atomic
+	ok         []bool
+	mu         sync.Mutex
+	err        error
+}
+
+var prepPool = sync.Pool{New: func() any { return new(prepTask) }}
+
+func (t *prepTask) RunRange(_, _ int) {
+	for {
+		j := int(atomic.AddInt64(&t.next, 1)) - 1
+		if j >= t.n {
+			return
+		}
+		err := t.prep(t.lo+j, t.pix[j*t.per:(j+1)*t.per])
+		t.ok[j] = err == nil
+		if err != nil && !errors.Is(err, errSkip) {
+			t.mu.Lock()
+			if t.err == nil {
+				t.err = fmt.Errorf("clip: %w", err)
+			}
+			t.mu.Unlock()
+		}
+	}
 }
 
 func split(flat []float32, w int) [][]float32 {
