@@ -103,7 +103,9 @@ type Bottleneck struct {
 	Stride              int
 }
 
-// Forward maps x [batch, in, h, w] to y [batch, 4·planes, h/s, w/s].
+// Forward maps x [batch, in, h, w] to y [batch, 4·planes, h/s, w/s]. y may
+// be x itself when the block has no downsample (the identity is then
+// updated in place instead of copied).
 func (bn *Bottleneck) Forward(ar *Arena, y, x []float32, batch, h, w int) (int, int) {
 	defer ar.release(ar.mark())
 	planes, in := bn.Conv1.Out, bn.Conv1.In
@@ -126,7 +128,7 @@ func (bn *Bottleneck) Forward(ar *Arena, y, x []float32, batch, h, w int) (int, 
 			src = p
 		}
 		bn.Down.forward(y, src, batch, oh, ow, kernels.ConvBias)
-	} else {
+	} else if &y[0] != &x[0] {
 		copy(y[:n], x[:n])
 	}
 	bn.Conv3.forward(y, b, batch, oh, ow, kernels.ConvResidualReLU)
@@ -309,8 +311,11 @@ func (r *ModifiedResNet) Forward(ar *Arena, out, pixels []float32, batch int, tr
 	for li := range r.Layers {
 		for bi := range r.Layers[li] {
 			blk := &r.Layers[li][bi]
-			oh, ow := h/blk.Stride, w/blk.Stride
-			y := ar.Get(bufSize(blk.Conv3.Out, oh, ow))
+			y := x // an identity block updates x in place
+			if blk.Down != nil {
+				oh, ow := h/blk.Stride, w/blk.Stride
+				y = ar.Get(bufSize(blk.Conv3.Out, oh, ow))
+			}
 			h, w = blk.Forward(ar, y, x, batch, h, w)
 			x, ch = y, blk.Conv3.Out
 			if trace != nil && li == 0 && bi == 0 {

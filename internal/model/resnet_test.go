@@ -64,3 +64,36 @@ func TestResNetForwardAfterUpdate(t *testing.T) {
 		t.Errorf("the output did not follow the parameter change (max|Δ| %g)", moved)
 	}
 }
+
+// TestBottleneckInPlace checks that an identity block updating its input
+// in place (as ModifiedResNet.Forward runs it) gives exactly the output
+// written to a separate buffer.
+func TestBottleneckInPlace(t *testing.T) {
+	cfg := resnet(32, 64, [4]int{1, 2, 1, 1}, 8, 64, 1, 1)
+	m, err := Random(cfg, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := m.Visual.(*ModifiedResNet)
+	blk := &r.Layers[1][1]
+	if blk.Down != nil {
+		t.Fatal("layer 2 block 1 has a downsample")
+	}
+	const batch, h, w = 2, 5, 5
+	rng := rand.New(rand.NewPCG(3, 4))
+	x := make([]float32, batch*blk.Conv1.In*h*w)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	y := make([]float32, len(x))
+	var ar Arena
+	blk.Forward(&ar, y, x, batch, h, w)
+	in := append([]float32(nil), x...)
+	ar.Reset()
+	blk.Forward(&ar, in, in, batch, h, w)
+	for i := range y {
+		if y[i] != in[i] {
+			t.Fatalf("element %d: in place %v, separate %v", i, in[i], y[i])
+		}
+	}
+}
