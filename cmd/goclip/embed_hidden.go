@@ -56,8 +56,8 @@ func runHidden(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	ts := []*checkpoint.Tensor{
-		gradTensor("hidden_states", []int{n, h.Context, h.Width}, flatten(h.States)),
-		gradTensor("pooled", []int{n, m.EmbedDim()}, flatten(h.Pooled)),
+		checkpoint.FromFloat32("hidden_states", []int{n, h.Context, h.Width}, flatten(h.States)),
+		checkpoint.FromFloat32("pooled", []int{n, m.EmbedDim()}, flatten(h.Pooled)),
 		{Name: "tokens", DType: checkpoint.I32, Shape: []int{n, h.Context}, Data: tok},
 	}
 	meta := map[string]string{"model": m.Path(), "layer": strconv.Itoa(h.Layer), "final_layer_norm": strconv.FormatBool(h.FinalLN),
@@ -98,12 +98,12 @@ func runPatches(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	n := len(images)
 	ts := []*checkpoint.Tensor{
-		gradTensor("tokens", []int{n, p.Tokens, p.Width}, flatten(p.Raw)),
-		gradTensor("tokens_ln_post", []int{n, p.Tokens, p.Width}, flatten(p.Normed)),
-		gradTensor("features", []int{n, p.EmbedDim}, flatten(p.Features)),
+		checkpoint.FromFloat32("tokens", []int{n, p.Tokens, p.Width}, flatten(p.Raw)),
+		checkpoint.FromFloat32("tokens_ln_post", []int{n, p.Tokens, p.Width}, flatten(p.Normed)),
+		checkpoint.FromFloat32("features", []int{n, p.EmbedDim}, flatten(p.Features)),
 	}
 	if p.Projected != nil {
-		ts = append(ts, gradTensor("tokens_projected", []int{n, p.Tokens, p.EmbedDim}, flatten(p.Projected)))
+		ts = append(ts, checkpoint.FromFloat32("tokens_projected", []int{n, p.Tokens, p.EmbedDim}, flatten(p.Projected)))
 	}
 	meta := map[string]string{"model": m.Path(), "layer": strconv.Itoa(p.Layer), "grid": strconv.Itoa(p.Grid),
 		"value_path": strconv.FormatBool(p.ValuePath), "images": strings.Join(images, "\n")}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math"
 	"strconv"
 	"strings"
 
@@ -60,11 +59,11 @@ func runGrad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	s := m.ImageSize()
 	ts := []*checkpoint.Tensor{
-		gradTensor("loss", []int{}, []float32{loss}),
-		gradTensor("grad/pixels", []int{len(images), 3, s, s}, dpix),
+		checkpoint.FromFloat32("loss", []int{}, []float32{loss}),
+		checkpoint.FromFloat32("grad/pixels", []int{len(images), 3, s, s}, dpix),
 	}
 	for _, p := range m.Params() {
-		ts = append(ts, gradTensor("grad/"+p.Name, p.Shape, p.Grad))
+		ts = append(ts, checkpoint.FromFloat32("grad/"+p.Name, p.Shape, p.Grad))
 	}
 	meta := map[string]string{
 		"model": m.Path(), "loss": "open_clip ClipLoss over pairs (image i, text i)",
@@ -75,14 +74,4 @@ func runGrad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintf(stdout, "loss %.9g over %d pairs; %d gradients written to %s\n", loss, len(images), len(ts)-1, *out)
 	return nil
-}
-
-// gradTensor packs values as a little-endian F32 tensor.
-func gradTensor(name string, shape []int, v []float32) *checkpoint.Tensor {
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		u := math.Float32bits(x)
-		b[4*i], b[4*i+1], b[4*i+2], b[4*i+3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
-	}
-	return &checkpoint.Tensor{Name: name, DType: checkpoint.F32, Shape: shape, Data: b}
 }

@@ -77,15 +77,7 @@ func (e *Embedded) Lookup(ctx context.Context, modelID string, paths []string) (
 
 // Search implements Backend.
 func (e *Embedded) Search(ctx context.Context, modelID string, query []float32, k int) ([]Result, error) {
-	res, err := e.St.Search(ctx, modelID, query, k)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Result, len(res))
-	for i, r := range res {
-		out[i] = Result{r.Path, r.Score}
-	}
-	return out, nil
+	return results(e.St.Search(ctx, modelID, query, k))
 }
 
 // Count implements Backend.
@@ -99,7 +91,11 @@ func (e *Embedded) Close() error { return e.St.Close() }
 // Exact implements Exacter: a brute-force search even above the store's
 // approximate-search threshold.
 func (e *Embedded) Exact(ctx context.Context, modelID string, query []float32, k int) ([]Result, error) {
-	res, err := e.St.Exact(ctx, modelID, query, k)
+	return results(e.St.Exact(ctx, modelID, query, k))
+}
+
+// results converts the store's search results.
+func results(res []store.Result, err error) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,17 @@ type File struct {
 	mappings [][]byte // memory-mapped files backing Tensor.Data
 }
 
+// NewFile returns an in-memory File named name holding ts, in their order
+// (a model's state dict, to build a model from or to write).
+func NewFile(name string, ts []*Tensor) *File {
+	f := &File{Path: name, Tensors: make(map[string]*Tensor, len(ts))}
+	for _, t := range ts {
+		f.Tensors[t.Name] = t
+		f.Names = append(f.Names, t.Name)
+	}
+	return f
+}
+
 // Tensor returns the named tensor or nil.
 func (f *File) Tensor(name string) *Tensor { return f.Tensors[name] }
 

@@ -60,6 +60,16 @@ type Tensor struct {
 	Data  []byte
 }
 
+// FromFloat32 returns an F32 tensor holding a little-endian copy of v,
+// with its own copy of shape.
+func FromFloat32(name string, shape []int, v []float32) *Tensor {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return &Tensor{Name: name, DType: F32, Shape: append([]int(nil), shape...), Data: b}
+}
+
 // NumElements returns the product of the shape (1 for a scalar).
 func (t *Tensor) NumElements() int {
 	n := 1

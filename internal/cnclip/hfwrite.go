@@ -65,7 +65,7 @@ func (m *Model) HFStateDict() ([]*checkpoint.Tensor, error) {
 		n := p.Name
 		switch {
 		case strings.HasPrefix(n, "bert."):
-			out = append(out, f32Tensor("text_model."+strings.TrimPrefix(n, "bert."), p.Shape, p.Value))
+			out = append(out, checkpoint.FromFloat32("text_model."+strings.TrimPrefix(n, "bert."), p.Shape, p.Value))
 		case n == "text_projection" || n == "visual.proj":
 			hf := "text_projection.weight"
 			if n == "visual.proj" {
@@ -81,14 +81,14 @@ func (m *Model) HFStateDict() ([]*checkpoint.Tensor, error) {
 					t[j*r+i] = p.Value[i*c+j]
 				}
 			}
-			out = append(out, f32Tensor(hf, []int{c, r}, t))
+			out = append(out, checkpoint.FromFloat32(hf, []int{c, r}, t))
 		case hfVisionTop[n] != "":
-			out = append(out, f32Tensor(hfVisionTop[n], p.Shape, p.Value))
+			out = append(out, checkpoint.FromFloat32(hfVisionTop[n], p.Shape, p.Value))
 		case strings.HasPrefix(n, "visual.transformer.resblocks."):
 			layer, part, _ := strings.Cut(strings.TrimPrefix(n, "visual.transformer.resblocks."), ".")
 			base := "vision_model.encoder.layers." + layer + "."
 			if hf, ok := hfVisionLayer[part]; ok {
-				out = append(out, f32Tensor(base+hf, p.Shape, p.Value))
+				out = append(out, checkpoint.FromFloat32(base+hf, p.Shape, p.Value))
 				continue
 			}
 			kind, ok := strings.CutPrefix(part, "attn.in_proj_")
@@ -98,7 +98,7 @@ func (m *Model) HFStateDict() ([]*checkpoint.Tensor, error) {
 			shape := append([]int{p.Shape[0] / 3}, p.Shape[1:]...)
 			third := len(p.Value) / 3
 			for i, q := range []string{"q", "k", "v"} {
-				out = append(out, f32Tensor(base+"self_attn."+q+"_proj."+kind, shape, p.Value[i*third:(i+1)*third]))
+				out = append(out, checkpoint.FromFloat32(base+"self_attn."+q+"_proj."+kind, shape, p.Value[i*third:(i+1)*third]))
 			}
 		default:
 			return nil, fmt.Errorf("cnclip: no Hugging Face name for parameter %s", n)

@@ -2,7 +2,6 @@ package cnclip
 
 import (
 	"fmt"
-	"math"
 	"strings"
 
 	"github.com/goclip/goclip/internal/checkpoint"
@@ -49,7 +48,7 @@ func (m *Model) Captions() train.TokenizeFunc {
 func (m *Model) StateDict() []*checkpoint.Tensor {
 	var ts []*checkpoint.Tensor
 	for _, p := range m.Params() {
-		ts = append(ts, f32Tensor(p.Name, p.Shape, p.Value))
+		ts = append(ts, checkpoint.FromFloat32(p.Name, p.Shape, p.Value))
 	}
 	return ts
 }
@@ -60,7 +59,7 @@ func (m *Model) Replica() (train.Net, error) {
 	if err := m.trainable(); err != nil {
 		return nil, err
 	}
-	c, err := New(m.Config, stateFile("replica of "+m.Path, m.StateDict()))
+	c, err := New(m.Config, checkpoint.NewFile("replica of "+m.Path, m.StateDict()))
 	if err != nil {
 		return nil, err
 	}
@@ -127,23 +126,4 @@ func (m *Model) LoadWeights(f *checkpoint.File) error {
 // (WriteHF).
 func (m *Model) WriteModel(dir string, pre imageproc.Options, half bool) error {
 	return m.WriteHF(dir, pre, half)
-}
-
-func f32Tensor(name string, shape []int, v []float32) *checkpoint.Tensor {
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		u := math.Float32bits(x)
-		b[4*i], b[4*i+1], b[4*i+2], b[4*i+3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
-	}
-	return &checkpoint.Tensor{Name: name, DType: checkpoint.F32, Shape: append([]int{}, shape...), Data: b}
-}
-
-// stateFile wraps tensors as an in-memory checkpoint.File.
-func stateFile(name string, ts []*checkpoint.Tensor) *checkpoint.File {
-	f := &checkpoint.File{Path: name, Tensors: map[string]*checkpoint.Tensor{}}
-	for _, t := range ts {
-		f.Tensors[t.Name] = t
-		f.Names = append(f.Names, t.Name)
-	}
-	return f
 }

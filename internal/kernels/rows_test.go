@@ -23,30 +23,7 @@ func TestRowVariants(t *testing.T) {
 						c := randSlice(r, k.mr*ldc)
 						c0 := append([]float32(nil), c...)
 						k.fn(depth, &a[0], &b[0], &c[0], ldc, accum)
-						for i := range k.mr {
-							for j := range ldc {
-								got := c[i*ldc+j]
-								if j >= k.nr {
-									if got != c0[i*ldc+j] {
-										t.Fatalf("wrote outside the tile at (%d,%d)", i, j)
-									}
-									continue
-								}
-								var s, mag float64
-								for p := range depth {
-									v := float64(a[p*k.mr+i]) * float64(b[p*k.nr+j])
-									s += v
-									mag += math.Abs(v)
-								}
-								if accum == 1 {
-									s += float64(c0[i*ldc+j])
-									mag += math.Abs(float64(c0[i*ldc+j]))
-								}
-								if d := math.Abs(float64(got) - s); d > 1e-5*(mag+1e-30) {
-									t.Fatalf("(%d,%d): got %v want %v", i, j, got, s)
-								}
-							}
-						}
+						checkTile(t, k, depth, accum, a, b, nil, c0, c, ldc)
 					})
 				}
 			}
@@ -74,30 +51,7 @@ func TestBiasVariants(t *testing.T) {
 					c := randSlice(r, k.mr*ldc)
 					c0 := append([]float32(nil), c...)
 					k.fnBias(depth, &a[0], &b[0], &c[0], ldc, accum, &bias[0])
-					for i := range k.mr {
-						for j := range ldc {
-							got := c[i*ldc+j]
-							if j >= k.nr {
-								if got != c0[i*ldc+j] {
-									t.Fatalf("%s mr=%d: wrote outside the tile at (%d,%d)", base.name, k.mr, i, j)
-								}
-								continue
-							}
-							s, mag := float64(bias[j]), math.Abs(float64(bias[j]))
-							for p := range depth {
-								v := float64(a[p*k.mr+i]) * float64(b[p*k.nr+j])
-								s += v
-								mag += math.Abs(v)
-							}
-							if accum == 1 {
-								s += float64(c0[i*ldc+j])
-								mag += math.Abs(float64(c0[i*ldc+j]))
-							}
-							if d := math.Abs(float64(got) - s); d > 1e-5*(mag+1e-30) {
-								t.Fatalf("%s mr=%d k=%d accum=%d (%d,%d): got %v want %v", base.name, k.mr, depth, accum, i, j, got, s)
-							}
-						}
-					}
+					checkTile(t, k, depth, accum, a, b, bias, c0, c, ldc)
 				}
 			}
 		}
@@ -127,6 +81,41 @@ func TestFusedBias(t *testing.T) {
 				if math.Abs(v-want) > 1e-5*(math.Abs(want)+1) {
 					t.Fatalf("%v %v: [%d] fused %v, unfused %v", sz, epi, i, v, want)
 				}
+			}
+		}
+	}
+}
+
+// checkTile compares the tile c [mr×ldc] a kernel of k's shape computed
+// from packed panels a and b (depth k steps) against the naive product,
+// plus bias[j] when bias is not nil and plus c0 when accum is 1; columns
+// past nr must hold c0 unchanged.
+func checkTile(t *testing.T, k *microKernel, depth, accum int, a, b, bias, c0, c []float32, ldc int) {
+	t.Helper()
+	for i := range k.mr {
+		for j := range ldc {
+			got := c[i*ldc+j]
+			if j >= k.nr {
+				if got != c0[i*ldc+j] {
+					t.Fatalf("%s mr=%d: wrote outside the tile at (%d,%d)", k.name, k.mr, i, j)
+				}
+				continue
+			}
+			var s, mag float64
+			if bias != nil {
+				s, mag = float64(bias[j]), math.Abs(float64(bias[j]))
+			}
+			for p := range depth {
+				v := float64(a[p*k.mr+i]) * float64(b[p*k.nr+j])
+				s += v
+				mag += math.Abs(v)
+			}
+			if accum == 1 {
+				s += float64(c0[i*ldc+j])
+				mag += math.Abs(float64(c0[i*ldc+j]))
+			}
+			if d := math.Abs(float64(got) - s); d > 1e-5*(mag+1e-30) {
+				t.Fatalf("%s mr=%d k=%d accum=%d (%d,%d): got %v want %v", k.name, k.mr, depth, accum, i, j, got, s)
 			}
 		}
 	}

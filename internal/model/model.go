@@ -2,7 +2,6 @@ package model
 
 import (
 	"fmt"
-	"math"
 	"runtime"
 	"sync"
 
@@ -561,13 +560,4 @@ func (t *shardTask) RunRange(lo, hi int) {
 		}
 		m.arenas.Put(ar)
 	}
-}
-
-func f32bytes(v []float32) []byte {
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		u := math.Float32bits(x)
-		b[4*i], b[4*i+1], b[4*i+2], b[4*i+3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
-	}
-	return b
 }

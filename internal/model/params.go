@@ -79,8 +79,7 @@ func (m *Model) StateDict() []*checkpoint.Tensor {
 	ps := append(m.Params(), m.buffers...)
 	out := make([]*checkpoint.Tensor, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, &checkpoint.Tensor{Name: p.Name, DType: checkpoint.F32,
-			Shape: append([]int(nil), p.Shape...), Data: f32bytes(p.Value)})
+		out = append(out, checkpoint.FromFloat32(p.Name, p.Shape, p.Value))
 	}
 	return out
 }

@@ -81,7 +81,7 @@ func (c clipNetwork) Preprocessing() imageproc.Options {
 }
 
 func (c clipNetwork) Replica() (Net, error) {
-	return model.New(c.Config, stateFile("replica of "+c.Config.Arch(), c.StateDict()))
+	return model.New(c.Config, checkpoint.NewFile("replica of "+c.Config.Arch(), c.StateDict()))
 }
 
 func (c clipNetwork) CheckWeights(f *checkpoint.File) error { return c.Config.CheckShapes(f) }
@@ -114,7 +114,7 @@ func writeCLIP(dir string, n Net, cfg model.Config, pre imageproc.Options, half 
 		weights = sd.StateDict()
 	} else {
 		for _, p := range n.Params() {
-			weights = append(weights, f32Tensor(p.Name, p.Shape, p.Value))
+			weights = append(weights, checkpoint.FromFloat32(p.Name, p.Shape, p.Value))
 		}
 	}
 	if half {

@@ -137,7 +137,7 @@ func saveCheckpoint(dir string, t *Trainer, writeModel func(dir string) error, s
 	}
 	var moments []*checkpoint.Tensor
 	for i, p := range t.Optim.Params {
-		moments = append(moments, f32Tensor("exp_avg/"+p.Name, p.Shape, t.Optim.M[i]), f32Tensor("exp_avg_sq/"+p.Name, p.Shape, t.Optim.V[i]))
+		moments = append(moments, checkpoint.FromFloat32("exp_avg/"+p.Name, p.Shape, t.Optim.M[i]), checkpoint.FromFloat32("exp_avg_sq/"+p.Name, p.Shape, t.Optim.V[i]))
 	}
 	if err := checkpoint.WriteSafetensors(filepath.Join(sd, StateFile), moments, map[string]string{stateKey: string(meta)}); err != nil {
 		return "", err
@@ -260,15 +260,6 @@ func (s *Saved) Restore(t *Trainer) error {
 	t.Optim.Step = s.State.AdamStep
 	t.Step = s.State.Step
 	return nil
-}
-
-func f32Tensor(name string, shape []int, v []float32) *checkpoint.Tensor {
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		u := math.Float32bits(x)
-		b[4*i], b[4*i+1], b[4*i+2], b[4*i+3] = byte(u), byte(u>>8), byte(u>>16), byte(u>>24)
-	}
-	return &checkpoint.Tensor{Name: name, DType: checkpoint.F32, Shape: append([]int{}, shape...), Data: b}
 }
 
 // F16Tensors converts F32 tensors to IEEE half precision (round to

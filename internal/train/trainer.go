@@ -358,7 +358,7 @@ func Replicate(m *model.Model, n int) ([]Net, error) {
 	if n <= 1 {
 		return nets, nil
 	}
-	f := stateFile("replica of "+m.Config.Arch(), m.StateDict())
+	f := checkpoint.NewFile("replica of "+m.Config.Arch(), m.StateDict())
 	for range n - 1 {
 		c, err := model.New(m.Config, f)
 		if err != nil {
@@ -367,14 +367,4 @@ func Replicate(m *model.Model, n int) ([]Net, error) {
 		nets = append(nets, c)
 	}
 	return nets, nil
-}
-
-// stateFile wraps tensors as an in-memory checkpoint.File.
-func stateFile(name string, ts []*checkpoint.Tensor) *checkpoint.File {
-	f := &checkpoint.File{Path: name, Tensors: map[string]*checkpoint.Tensor{}}
-	for _, t := range ts {
-		f.Tensors[t.Name] = t
-		f.Names = append(f.Names, t.Name)
-	}
-	return f
 }
