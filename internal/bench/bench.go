@@ -112,7 +112,7 @@ func Run(o Options) (Result, error) {
 			return Result{}, err
 		}
 	}
-	start, cpu0 := time.Now(), processCPU()
+	start, cpu0 := time.Now(), ProcessCPU()
 	n := 0
 	for time.Since(start) < o.MinTime || n < 2 {
 		if err := step(); err != nil {
@@ -121,7 +121,7 @@ func Run(o Options) (Result, error) {
 		n++
 	}
 	el := time.Since(start).Seconds()
-	cpu := processCPU() - cpu0
+	cpu := ProcessCPU() - cpu0
 	items := float64(n * o.Batch)
 	return Result{
 		Arch: o.Arch, What: o.What, Batch: o.Batch, Threads: runtime.GOMAXPROCS(0), Precision: o.Precision,

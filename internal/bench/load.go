@@ -162,7 +162,7 @@ func MeasureLoad(path string, cfg model.Config, batch int) (LoadResult, error) {
 	debug.FreeOSMemory()
 	resetPeakRSS()
 	res.RSSBefore = rssMB("VmRSS:")
-	cpu0 := cpuTime()
+	cpu0 := ProcessCPU()
 	start := time.Now()
 	f, err := checkpoint.OpenSafetensors(path)
 	if err != nil {
@@ -175,7 +175,7 @@ func MeasureLoad(path string, cfg model.Config, batch int) (LoadResult, error) {
 	f.Close()
 	res.Load = time.Since(start)
 	if cpu0 > 0 {
-		res.LoadCPU = cpuTime() - cpu0
+		res.LoadCPU = ProcessCPU() - cpu0
 	}
 	res.PeakRSSLoad = rssMB("VmHWM:")
 	runtime.GC()
@@ -203,30 +203,6 @@ func MeasureLoad(path string, cfg model.Config, batch int) (LoadResult, error) {
 	res.PeakRSS = rssMB("VmHWM:")
 	runtime.KeepAlive(m)
 	return res, nil
-}
-
-// cpuTime returns the CPU time this process has used (user + system, from
-// /proc/self/stat, so in clock ticks of 10 ms), or 0 where unknown.
-func cpuTime() time.Duration {
-	b, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		return 0
-	}
-	// The command name (field 2) may hold spaces; fields count from its ")".
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0
-	}
-	fs := strings.Fields(string(b[i+1:]))
-	if len(fs) < 13 {
-		return 0
-	}
-	u, err1 := strconv.ParseInt(fs[11], 10, 64) // utime, field 14
-	s, err2 := strconv.ParseInt(fs[12], 10, 64) // stime, field 15
-	if err1 != nil || err2 != nil {
-		return 0
-	}
-	return time.Duration(u+s) * 10 * time.Millisecond // USER_HZ is 100 on Linux
 }
 
 // resetPeakRSS resets the process's VmHWM to its current RSS where Linux

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/goclip/goclip/internal/bench"
 )
 
 // loadResult is what one load run measured.
@@ -145,7 +147,7 @@ func runSegment(tg *loadTarget, client *http.Client, traffic *loadTraffic, clien
 	}()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	start, cpu0 := time.Now(), processCPU()
+	start, cpu0 := time.Now(), bench.ProcessCPU()
 	deadline := start.Add(d)
 	for range clients {
 		wg.Add(1)
@@ -191,7 +193,7 @@ func runSegment(tg *loadTarget, client *http.Client, traffic *loadTraffic, clien
 	}
 	wg.Wait()
 	tg.res.elapsed += time.Since(start)
-	tg.res.cpu += processCPU() - cpu0
+	tg.res.cpu += bench.ProcessCPU() - cpu0
 	close(stopSample)
 	<-sampled
 }

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/goclip/goclip/internal/bench"
 	"github.com/goclip/goclip/internal/model"
 )
 
@@ -42,7 +43,7 @@ func BenchmarkContrastiveStep(b *testing.B) {
 	b.Run("forward", func(b *testing.B) {
 		img := make([]float32, batch*cfg.EmbedDim)
 		txt := make([]float32, batch*cfg.EmbedDim)
-		c0 := cpuTime()
+		c0 := bench.ProcessCPU()
 		for b.Loop() {
 			m.EncodeImage(img, pixels, batch, nil)
 			if err := m.EncodeText(txt, tokens, nil); err != nil {
@@ -50,16 +51,16 @@ func BenchmarkContrastiveStep(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "samples/s")
-		b.ReportMetric((cpuTime()-c0).Seconds()/float64(b.N), "cpu-s/op")
+		b.ReportMetric((bench.ProcessCPU()-c0).Seconds()/float64(b.N), "cpu-s/op")
 	})
 	b.Run("train", func(b *testing.B) {
-		c0 := cpuTime()
+		c0 := bench.ProcessCPU()
 		for b.Loop() {
 			if _, _, err := ContrastiveGrad(m, pixels, tokens); err != nil {
 				b.Fatal(err)
 			}
 		}
 		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "samples/s")
-		b.ReportMetric((cpuTime()-c0).Seconds()/float64(b.N), "cpu-s/op")
+		b.ReportMetric((bench.ProcessCPU()-c0).Seconds()/float64(b.N), "cpu-s/op")
 	})
 }
