@@ -96,7 +96,7 @@ func (c *Conv) Forward(y, x []float32, batch, h, w int, bias []float32, epi Conv
 	}
 	t := convTaskPool.Get().(*convTask)
 	*t = convTask{c: c, x: x, y: y, bias: bias, epi: epi, batch: batch, h: h, w: w, oh: oh, ow: ow}
-	t.plan(freeThreads())
+	t.plan(Workers())
 	if t.shared {
 		// Few pixel blocks: pack each once, then split the output channels.
 		need := t.nBlocks * t.unit

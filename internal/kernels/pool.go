@@ -173,12 +173,12 @@ func handOff(j job) bool {
 	return false
 }
 
-// freeThreads returns how many threads a parallel step started now would
+// Workers returns how many threads a parallel step started now would
 // get: GOMAXPROCS, less the pool workers busy elsewhere (a step nested in
-// a worker, as in a batch split over the pool, runs on its own thread).
+// a worker, as in a batch split over the pool, runs on its own thread: 1).
 // Products size their worker grid by it, so that one run inline does not
 // pack its operands once per planned worker.
-func freeThreads() int {
+func Workers() int {
 	w := runtime.GOMAXPROCS(0)
 	if w <= 1 {
 		return 1
@@ -198,10 +198,6 @@ func freeThreads() int {
 	}
 	return min(w, 1+idle)
 }
-
-// Workers returns the number of threads a parallel step started now would
-// run on (see freeThreads); 1 inside a step that already uses every thread.
-func Workers() int { return freeThreads() }
 
 // Parallel runs fn over [0, n) split into contiguous chunks, one per worker
 // of the shared pool (GOMAXPROCS workers), and waits for all of them. Small

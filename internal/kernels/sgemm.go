@@ -95,7 +95,7 @@ const minParallelFlops = 1 << 20
 
 // run partitions C into a grid of worker tiles and computes them.
 func (g *gemm) run() {
-	w := freeThreads()
+	w := Workers()
 	if 2*g.m*g.n*g.k < minParallelFlops {
 		w = 1
 	}
