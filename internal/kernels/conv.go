@@ -28,6 +28,11 @@ type Conv struct {
 	// one possibly shorter), mPanels panels of kcLen×mr weights starting at
 	// pc·mPanels·mr: a[.. + q·mr + r] = W[panel·mr + r, pc + q].
 	a []float32
+
+	// The weight in the Winograd domain, for 3×3 convolutions of stride
+	// 1 (see winograd.go), computed on first use.
+	winoOnce sync.Once
+	wino     *winoWeights
 }
 
 // ConvEpilogue selects what Conv.Forward does after the product.
@@ -93,6 +98,10 @@ func (c *Conv) Forward(y, x []float32, batch, h, w int, bias []float32, epi Conv
 	}
 	if epi < ConvBias || epi > ConvResidualReLU {
 		panic(fmt.Sprintf("kernels.Conv.Forward: unknown epilogue %d", int(epi)))
+	}
+	if c.winoWorth(batch, h, w) {
+		c.forwardWinograd(y, x, batch, h, w, bias, epi)
+		return oh, ow
 	}
 	t := convTaskPool.Get().(*convTask)
 	*t = convTask{c: c, x: x, y: y, bias: bias, epi: epi, batch: batch, h: h, w: w, oh: oh, ow: ow}

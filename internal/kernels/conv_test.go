@@ -174,10 +174,123 @@ func BenchmarkConvRN50(b *testing.B) {
 		y := make([]float32, oh*oh*s.out)
 		bias := randSlice(r, s.out)
 		for _, threads := range []int{1, 2} {
-			b.Run(fmt.Sprintf("%s/threads=%d", s.name, threads), func(b *testing.B) {
-				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads))
-				benchGemm(b, oh*oh, s.out, s.in*s.k*s.k, func() { pc.Forward(y, x, 1, s.hw, s.hw, bias, ConvBiasReLU) })
-			})
+			for _, wino := range []bool{true, false} {
+				algo := "direct"
+				if pc.winoWorth(1, s.hw, s.hw) {
+					algo = "winograd"
+				} else if !wino {
+					continue
+				}
+				if !wino {
+					algo = "direct"
+				}
+				b.Run(fmt.Sprintf("%s/threads=%d/%s", s.name, threads, algo), func(b *testing.B) {
+					defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads))
+					defer SetWinograd(SetWinograd(wino))
+					benchGemm(b, oh*oh, s.out, s.in*s.k*s.k, func() { pc.Forward(y, x, 1, s.hw, s.hw, bias, ConvBiasReLU) })
+				})
+			}
+		}
+	}
+}
+
+// TestWinograd checks the Winograd path of 3×3 convolutions against the
+// float64 reference, on maps that are and are not whole 4×4 tiles, over
+// several K blocks, output blocks and tile chunks, with every epilogue,
+// on every kernel; that an image's output is the same bits alone as in a
+// batch; and reports its error beside the direct product's.
+func TestWinograd(t *testing.T) {
+	type tcase struct {
+		batch, in, h, w, out int
+		x, w9, bias, res     []float32
+		want, mag            []float64 // conv + bias
+	}
+	cases := []*tcase{
+		{batch: 4, in: 1, h: 16, w: 16, out: 1},
+		{batch: 6, in: 3, h: 17, w: 15, out: 5}, // partial tiles in both directions
+		{batch: 2, in: 17, h: 13, w: 19, out: 33},
+		{batch: 1, in: 64, h: 16, w: 16, out: 64},
+		{batch: 8, in: 8, h: 16, w: 14, out: 19},
+		{batch: 2, in: 600, h: 16, w: 16, out: 20}, // several K blocks
+		{batch: 1, in: 40, h: 56, w: 56, out: 13},  // many panels
+		{batch: 4, in: 300, h: 14, w: 14, out: 70}, // several tile chunks
+		{batch: 1, in: 33, h: 18, w: 18, out: 200}, // output blocks split across workers
+	}
+	r := rand.New(rand.NewPCG(8, 9))
+	for _, c := range cases {
+		c.x = randSlice(r, c.batch*c.in*c.h*c.w)
+		c.w9 = randSlice(r, c.out*c.in*9)
+		c.bias = randSlice(r, c.out)
+		c.res = randSlice(r, c.batch*c.h*c.w*c.out)
+		c.want, c.mag = refConv(c.x, c.w9, c.bias, nil, c.batch, c.in, c.h, c.w, c.out, 3, 1, 1, ConvBias)
+	}
+	withKernels(t, func(t *testing.T) {
+		for _, c := range cases {
+			pc := PackConv(c.w9, c.out, c.in, 3, 1, 1)
+			if !pc.winoWorth(c.batch, c.h, c.w) {
+				t.Fatalf("%dx%d: Winograd path not taken", c.h, c.w)
+			}
+			for _, epi := range []ConvEpilogue{ConvBias, ConvBiasReLU, ConvResidualReLU} {
+				name := fmt.Sprintf("batch=%d in=%d %dx%d out=%d/epi=%d", c.batch, c.in, c.h, c.w, c.out, epi)
+				want := make([]float64, len(c.want))
+				mag := make([]float64, len(c.mag))
+				for i, v := range c.want {
+					mag[i] = c.mag[i]
+					switch epi {
+					case ConvBiasReLU:
+						v = math.Max(v, 0)
+					case ConvResidualReLU:
+						v = math.Max(v+float64(c.res[i]), 0)
+						mag[i] += math.Abs(float64(c.res[i]))
+					}
+					want[i] = v
+				}
+				errs := [2]float64{}
+				for i, on := range []bool{true, false} {
+					y := append([]float32(nil), c.res...)
+					was := SetWinograd(on)
+					pc.Forward(y, c.x, c.batch, c.h, c.w, c.bias, epi)
+					SetWinograd(was)
+					checkClose(t, fmt.Sprintf("%s/winograd=%v", name, on), y, want, mag, 1e-5)
+					for k, v := range y {
+						errs[i] = math.Max(errs[i], math.Abs(float64(v)-want[k])/mag[k])
+					}
+					if !on || c.batch == 1 {
+						continue
+					}
+					// The last image alone: the same bits.
+					per := c.out * c.h * c.w
+					one := append([]float32(nil), c.res[(c.batch-1)*per:]...)
+					pc.Forward(one, c.x[(c.batch-1)*c.in*c.h*c.w:], 1, c.h, c.w, c.bias, epi)
+					for k, v := range one {
+						if math.Float32bits(v) != math.Float32bits(y[(c.batch-1)*per+k]) {
+							t.Fatalf("%s: last image alone [%d] = %g, in the batch %g", name, k, v, y[(c.batch-1)*per+k])
+						}
+					}
+				}
+				if epi == ConvBias {
+					t.Logf("%s: max error / Σ|terms|: Winograd %.2g, direct %.2g", name, errs[0], errs[1])
+				}
+			}
+		}
+	})
+}
+
+// TestWinogradNotTaken checks the shapes that stay direct: not 3×3 stride
+// 1 padding 1, or fewer than winoMinTiles tiles per image (RN50's 7×7
+// maps), whatever the batch.
+func TestWinogradNotTaken(t *testing.T) {
+	for _, c := range []struct{ k, stride, pad, batch, h, w int }{
+		{3, 2, 1, 32, 56, 56},
+		{1, 1, 0, 32, 56, 56},
+		{3, 1, 0, 32, 56, 56},
+		{5, 1, 2, 32, 56, 56},
+		{3, 1, 1, 32, 7, 7},
+		{3, 1, 1, 1, 12, 12},
+	} {
+		pc := PackConv(make([]float32, 2*2*c.k*c.k), 2, 2, c.k, c.stride, c.pad)
+		if pc.winoWorth(c.batch, c.h, c.w) {
+			t.Errorf("%+v: Winograd path taken", c)
 		}
 	}
 }

@@ -1,0 +1,584 @@
+package kernels
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+)
+
+// Winograd F(4×4, 3×3): a 3×3 convolution of stride 1 and padding 1 is
+// computed on 4×4 output tiles, each from a 6×6 input patch d, as
+//
+//	Y = Aᵀ [ Σ_channels (G g Gᵀ) ⊙ (Bᵀ d B) ] A,
+//
+// with the interpolation points 0, ±1, ±2 and ∞ (Lavin & Gray, "Fast
+// Algorithms for Convolutional Neural Networks", 2016). The sum over input
+// channels is 36 matrix products, one per position ξ of the 6×6 transformed
+// tile: M_ξ[Out, tiles] = U_ξ[Out, In] · V_ξ[In, tiles], each of them run by
+// the GEMM microkernel on the same packed layouts as Conv's direct product.
+// That is 36 multiply-adds per input channel for 16 outputs instead of 144:
+// 4× fewer, for the price of transforming the inputs and outputs (scalar
+// additions, a small part of the work when channels are many). The
+// transforms change the rounding, not the result: on random data the error
+// against a float64 reference stays below 1e-5 of Σ|terms| (TestWinograd),
+// the same bound the direct product is tested to.
+
+// winoTile and winoPatch are the output and input tile sizes; winoN is
+// the number of transformed positions, winoPatch².
+const (
+	winoTile  = 4
+	winoPatch = 6
+	winoN     = winoPatch * winoPatch
+)
+
+// winoMinTiles is the fewest tiles per image the Winograd path takes.
+const winoMinTiles = 16
+
+// winoDisabled makes Forward use the direct product for every shape (tests
+// compare the two; SetWinograd).
+var winoDisabled atomic.Bool
+
+// SetWinograd enables or disables the Winograd path of Conv.Forward
+// (enabled by default) and returns the previous setting. Tests and
+// benchmarks use it to compare the two algorithms.
+func SetWinograd(on bool) (was bool) { return !winoDisabled.Swap(!on) }
+
+// winoWeights is a Conv's weight in the Winograd domain: for each position
+// ξ, U_ξ[Out, In] laid out like Conv.a (K blocks of depth kc over the input
+// channels, each mPanels panels of kcLen×mr values), ξ after ξ.
+type winoWeights struct {
+	kc int
+	u  []float32
+}
+
+// winoWorth reports whether this convolution takes the Winograd path for
+// h×w inputs: 3×3, stride 1, padding 1, with clearly fewer multiply-adds
+// per image (16·36 per 4×4 tile against 9 per output). The choice depends
+// on the image size only, never on the batch, so that an image's embedding
+// is the same bits alone or in a batch of any size (and however the batch
+// is split over threads).
+func (c *Conv) winoWorth(batch, h, w int) bool {
+	if c.K != 3 || c.Stride != 1 || c.Pad != 1 || winoDisabled.Load() {
+		return false
+	}
+	tiles := ((h + winoTile - 1) / winoTile) * ((w + winoTile - 1) / winoTile)
+	// At least 1.6× fewer multiply-adds than the direct 9 per output,
+	// and a panel's worth of tiles: at batch 1, RN50's 7×7 maps (four
+	// tiles) are 10–30% slower than direct (BenchmarkConvRN50).
+	return tiles >= winoMinTiles && 16*winoN*tiles < 9*9*h*w
+}
+
+// weights returns the transformed weights, computing them on first use
+// (kept for the Conv's lifetime: 36/9 = 4× the direct weights' size, so
+// convolutions that never take this path never pay for it).
+func (c *Conv) winoWeights() *winoWeights {
+	c.winoOnce.Do(func() {
+		mr := c.kern.mr
+		in, out := c.In, c.Out
+		kc := c.kern.kc
+		kBlocks := (in + kc*5/4 - 1) / (kc * 5 / 4)
+		kc = (in + kBlocks - 1) / kBlocks
+		rows := c.mPanels * mr
+		ww := &winoWeights{kc: kc, u: make([]float32, winoN*rows*in)}
+		var g [9]float64
+		var t [winoN]float64
+		for o := range out {
+			for ci := range in {
+				for tap := range 9 {
+					g[tap] = float64(c.weight(o, ci*9+tap))
+				}
+				winoWeight(&t, &g)
+				pc := ci / kc * kc
+				kcLen := min(kc, in-pc)
+				off := pc*rows + (o/mr)*kcLen*mr + (ci-pc)*mr + o%mr
+				for xi, v := range t {
+					ww.u[xi*rows*in+off] = float32(v)
+				}
+			}
+		}
+		c.wino = ww
+	})
+	return c.wino
+}
+
+// weight returns W[o, p] (p = input channel·K² + tap) from the packed a.
+func (c *Conv) weight(o, p int) float32 {
+	mr := c.kern.mr
+	kk := c.In * c.K * c.K
+	pc := p / c.kc * c.kc
+	kcLen := min(c.kc, kk-pc)
+	return c.a[pc*c.mPanels*mr+(o/mr)*kcLen*mr+(p-pc)*mr+o%mr]
+}
+
+// winoWeight sets t = G g Gᵀ for a 3×3 kernel g (row-major).
+func winoWeight(t *[winoN]float64, g *[9]float64) {
+	G := [winoPatch][3]float64{
+		{1.0 / 4, 0, 0},
+		{-1.0 / 6, -1.0 / 6, -1.0 / 6},
+		{-1.0 / 6, 1.0 / 6, -1.0 / 6},
+		{1.0 / 24, 1.0 / 12, 1.0 / 6},
+		{1.0 / 24, -1.0 / 12, 1.0 / 6},
+		{0, 0, 1},
+	}
+	var gg [winoPatch][3]float64 // G g
+	for i := range winoPatch {
+		for j := range 3 {
+			gg[i][j] = G[i][0]*g[j] + G[i][1]*g[3+j] + G[i][2]*g[6+j]
+		}
+	}
+	for i := range winoPatch {
+		for j := range winoPatch {
+			t[i*winoPatch+j] = gg[i][0]*G[j][0] + gg[i][1]*G[j][1] + gg[i][2]*G[j][2]
+		}
+	}
+}
+
+// winoInput sets v = Bᵀ d B for a 6×6 input patch d (row-major).
+func winoInput(v, d *[winoN]float32) {
+	var t [winoN]float32
+	for j := range winoPatch { // Bᵀ d, column by column
+		d0, d1, d2, d3, d4, d5 := d[j], d[6+j], d[12+j], d[18+j], d[24+j], d[30+j]
+		t[j] = 4*d0 - 5*d2 + d4
+		t[6+j] = (d3 + d4) - 4*(d1+d2)
+		t[12+j] = (d4 - d3) + 4*(d1-d2)
+		t[18+j] = (d4 - d2) + 2*(d3-d1)
+		t[24+j] = (d4 - d2) - 2*(d3-d1)
+		t[30+j] = 4*d1 - 5*d3 + d5
+	}
+	for i := range winoPatch { // (Bᵀ d) B, row by row
+		r := t[i*6 : i*6+6 : i*6+6]
+		o := v[i*6 : i*6+6 : i*6+6]
+		d0, d1, d2, d3, d4, d5 := r[0], r[1], r[2], r[3], r[4], r[5]
+		o[0] = 4*d0 - 5*d2 + d4
+		o[1] = (d3 + d4) - 4*(d1+d2)
+		o[2] = (d4 - d3) + 4*(d1-d2)
+		o[3] = (d4 - d2) + 2*(d3-d1)
+		o[4] = (d4 - d2) - 2*(d3-d1)
+		o[5] = 4*d1 - 5*d3 + d5
+	}
+}
+
+// winoOutput sets y = Aᵀ m A, the 4×4 output tile of the 6×6 product m.
+func winoOutput(y *[16]float32, m *[winoN]float32) {
+	var t [4 * winoPatch]float32
+	for j := range winoPatch { // Aᵀ m, column by column
+		m0, m1, m2, m3, m4, m5 := m[j], m[6+j], m[12+j], m[18+j], m[24+j], m[30+j]
+		s12, d12, s34, d34 := m1+m2, m1-m2, m3+m4, m3-m4
+		t[j] = m0 + s12 + s34
+		t[6+j] = d12 + 2*d34
+		t[12+j] = s12 + 4*s34
+		t[18+j] = d12 + 8*d34 + m5
+	}
+	for i := range 4 { // (Aᵀ m) A, row by row
+		r := t[i*6 : i*6+6 : i*6+6]
+		s12, d12, s34, d34 := r[1]+r[2], r[1]-r[2], r[3]+r[4], r[3]-r[4]
+		y[i*4] = r[0] + s12 + s34
+		y[i*4+1] = d12 + 2*d34
+		y[i*4+2] = s12 + 4*s34
+		y[i*4+3] = d12 + 8*d34 + r[5]
+	}
+}
+
+// winoStride pads the distance between the blocks of two positions to an
+// odd number of cache lines: the transforms read or write all 36 positions
+// of a tile at once, and at a distance of a multiple of 4 KB they would all
+// fall in one set of the L1 cache, evicting one another.
+func winoStride(n int) int {
+	const line = 16 // floats per cache line
+	lines := (n + line - 1) / line
+	return (lines | 1) * line
+}
+
+// winoVBudget bounds the transformed inputs of one chunk of tiles (bytes):
+// a chunk's V is written once and read by every output block, so it should
+// stay in the last-level cache.
+const winoVBudget = 6 << 20
+
+// winoTask is one Winograd Forward call, run chunk of tiles by chunk. Tile
+// t of the call is tile (t mod tW, t/tW mod tH) of image t/(tH·tW).
+type winoTask struct {
+	c          *Conv
+	u          *winoWeights
+	x, y, bias []float32
+	epi        ConvEpilogue
+	batch      int
+	h, w       int
+	tH, tW     int
+
+	// The chunk: tiles t0 … t0+tn-1 in nPan panels of nr; v holds, for
+	// each ξ, its transformed inputs laid out like Conv's packed patch
+	// blocks (K blocks of depth kc, each nPan panels of kcLen×nr).
+	t0, tn, nPan int
+	v            []float32
+	vStride      int // between positions in v
+	// The product's tasks: (tile block of tb panels, output block of ob
+	// rows) pairs; transform is set while the input transform runs, whose
+	// tasks are single panels.
+	transform        bool
+	tb, ob, nTB, nOB int
+	tasks            int
+	next             atomic.Int64
+}
+
+var winoTaskPool = sync.Pool{New: func() any { return new(winoTask) }}
+
+// winoScratch is one worker's buffers: the products M of one task (36 ×
+// ob × tb·nr values), and the vector transforms' tables and tiles.
+type winoScratch struct {
+	m         []float32
+	idx, mask [winoN * 8]int32
+	tmp       [winoN * 8]float32
+	out       []float32 // winoOutRows × 16 outputs × 8 tiles
+	zero      []float32 // a bias of zeros
+}
+
+// winoOutRows is how many rows the vector output transform does per call.
+const winoOutRows = 16
+
+// vector reports whether the AVX2 transforms apply: eight tiles per
+// vector, in panels of a multiple of eight, offsets within int32.
+func (t *winoTask) vector() bool {
+	return winoAsm && t.c.kern.simd >= simdAVX2 && t.c.kern.nr%8 == 0 && len(t.x) < 1<<31
+}
+
+var winoScratchPool = sync.Pool{New: func() any { return new(winoScratch) }}
+
+// forwardWinograd is Forward for a 3×3, stride-1, padding-1 convolution.
+func (c *Conv) forwardWinograd(y, x []float32, batch, h, w int, bias []float32, epi ConvEpilogue) {
+	u := c.winoWeights()
+	mr, nr := c.kern.mr, c.kern.nr
+	t := winoTaskPool.Get().(*winoTask)
+	v := t.v
+	*t = winoTask{c: c, u: u, x: x, y: y, bias: bias, epi: epi, batch: batch, h: h, w: w,
+		tH: (h + winoTile - 1) / winoTile, tW: (w + winoTile - 1) / winoTile}
+	tiles := batch * t.tH * t.tW
+	workers := Workers()
+	chunkPan := max(1, winoVBudget/(4*winoN*c.In*nr))
+	if workers > 1 {
+		chunkPan = max(chunkPan, 2*workers)
+	}
+	rows := c.mPanels * mr
+	for t0 := 0; t0 < tiles; t0 += chunkPan * nr {
+		t.t0, t.tn = t0, min(chunkPan*nr, tiles-t0)
+		t.nPan = (t.tn + nr - 1) / nr
+		t.vStride = winoStride(c.In * t.nPan * nr)
+		if need := winoN * t.vStride; cap(v) < need {
+			v = make([]float32, need)
+		}
+		t.v = v[:winoN*t.vStride]
+		// Input transform: a task per panel.
+		t.transform = true
+		t.tasks = t.nPan
+		t.next.Store(0)
+		parallelTask(min(workers, t.tasks), t)
+		// Products and output transform: tile blocks of up to 2 panels,
+		// output blocks of up to 96 rows, halved until every worker has
+		// a few tasks.
+		t.transform = false
+		t.tb = min(2, t.nPan)
+		t.ob = min(rows, 16*mr)
+		for {
+			t.nTB = (t.nPan + t.tb - 1) / t.tb
+			t.nOB = (rows + t.ob - 1) / t.ob
+			if t.nTB*t.nOB >= 3*workers || (t.tb == 1 && t.ob <= 2*mr) {
+				break
+			}
+			if t.tb > 1 {
+				t.tb = 1
+			} else {
+				t.ob = (t.ob/2 + mr - 1) / mr * mr
+			}
+		}
+		t.tasks = t.nTB * t.nOB
+		t.next.Store(0)
+		parallelTask(min(workers, t.tasks), t)
+	}
+	*t = winoTask{v: v[:0]}
+	winoTaskPool.Put(t)
+}
+
+// RunRange is a worker: it takes tasks until none is left.
+func (t *winoTask) RunRange(lo, hi int) {
+	s := winoScratchPool.Get().(*winoScratch)
+	defer winoScratchPool.Put(s)
+	if t.transform {
+		vec := t.vector()
+		for {
+			i := int(t.next.Add(1) - 1)
+			if i >= t.tasks {
+				return
+			}
+			if vec {
+				t.inputPanelAVX2(s, i)
+			} else {
+				t.inputPanel(i)
+			}
+		}
+	}
+	for {
+		i := int(t.next.Add(1) - 1)
+		if i >= t.tasks {
+			return
+		}
+		tb, ob := i/t.nOB, i%t.nOB
+		p0, p1 := tb*t.tb, min(t.nPan, (tb+1)*t.tb)
+		r0, r1 := ob*t.ob, min(t.c.mPanels*t.c.kern.mr, (ob+1)*t.ob)
+		t.product(s, p0, p1, r0, r1)
+	}
+}
+
+// inputPanel transforms the input patches of the chunk's tile panel jp,
+// for every input channel, into v.
+func (t *winoTask) inputPanel(jp int) {
+	c := t.c
+	nr := c.kern.nr
+	in, kc := c.In, t.u.kc
+	hw := t.h * t.w
+	vStride := t.vStride
+	var d, tv [winoN]float32
+	for j := range nr {
+		tile := jp*nr + j
+		if tile >= t.tn {
+			// Padding columns of the last panel: zero.
+			for ci := range in {
+				off := t.vOffset(ci, jp, j, kc)
+				for xi := range winoN {
+					t.v[xi*vStride+off] = 0
+				}
+			}
+			continue
+		}
+		g := t.t0 + tile
+		b, p := g/(t.tH*t.tW), g%(t.tH*t.tW)
+		iy0, ix0 := p/t.tW*winoTile-1, p%t.tW*winoTile-1
+		inside := iy0 >= 0 && ix0 >= 0 && iy0+winoPatch <= t.h && ix0+winoPatch <= t.w
+		for ci := range in {
+			plane := t.x[(b*in+ci)*hw:][:hw]
+			if inside {
+				for r := range winoPatch {
+					row := plane[(iy0+r)*t.w+ix0:][:winoPatch]
+					copy(d[r*winoPatch:r*winoPatch+winoPatch], row)
+				}
+			} else {
+				for r := range winoPatch {
+					iy := iy0 + r
+					for s := range winoPatch {
+						ix := ix0 + s
+						if iy < 0 || iy >= t.h || ix < 0 || ix >= t.w {
+							d[r*winoPatch+s] = 0
+						} else {
+							d[r*winoPatch+s] = plane[iy*t.w+ix]
+						}
+					}
+				}
+			}
+			winoInput(&tv, &d)
+			off := t.vOffset(ci, jp, j, kc)
+			for xi, val := range tv {
+				t.v[xi*vStride+off] = val
+			}
+		}
+	}
+}
+
+// vOffset is the offset within a position's block of v of input channel ci
+// in column j of panel jp.
+func (t *winoTask) vOffset(ci, jp, j, kc int) int {
+	nr := t.c.kern.nr
+	pc := ci / kc * kc
+	kcLen := min(kc, t.c.In-pc)
+	return pc*t.nPan*nr + jp*kcLen*nr + (ci-pc)*nr + j
+}
+
+// product computes the output rows r0…r1-1 (a multiple of mr apart, rows
+// past Out are padding) of the tiles in panels p0…p1-1: the 36 products
+// into s.m, then the output transform into y.
+func (t *winoTask) product(s *winoScratch, p0, p1, r0, r1 int) {
+	c := t.c
+	kern := c.kern
+	mr, nr := kern.mr, kern.nr
+	in, kc := c.In, t.u.kc
+	rows := c.mPanels * mr
+	cols := (p1 - p0) * nr
+	mLen := r1 - r0
+	mStride := winoStride(mLen * cols)
+	if need := winoN * mStride; cap(s.m) < need {
+		s.m = make([]float32, need)
+	}
+	m := s.m[:winoN*mStride]
+	vStride := t.vStride
+	uStride := rows * in
+	for xi := range winoN {
+		mx := m[xi*mStride:]
+		for pc := 0; pc < in; pc += kc {
+			kcLen := min(kc, in-pc)
+			accum := 0
+			if pc > 0 {
+				accum = 1
+			}
+			ublk := t.u.u[xi*uStride+pc*rows:]
+			vblk := t.v[xi*vStride+pc*t.nPan*nr:]
+			for ir := r0; ir < r1; ir += mr {
+				ap := &ublk[(ir/mr)*kcLen*mr]
+				for jp := p0; jp < p1; jp++ {
+					kern.fn(kcLen, ap, &vblk[jp*kcLen*nr], &mx[(ir-r0)*cols+(jp-p0)*nr], cols, accum)
+				}
+			}
+		}
+	}
+	if t.vector() {
+		t.outputAVX2(s, m, mStride, p0, r0, min(r1, c.Out), cols)
+	} else {
+		t.output(m, mStride, p0, r0, min(r1, c.Out), cols)
+	}
+}
+
+// inputPanelAVX2 is inputPanel eight tiles at a time: for each group of
+// eight columns, a table of the 36 patch elements' offsets in x (relative
+// to the channel) and of which fall inside the image, then the gathers
+// and transforms of every channel in assembly.
+func (t *winoTask) inputPanelAVX2(s *winoScratch, jp int) {
+	c := t.c
+	nr := c.kern.nr
+	in, kc := c.In, t.u.kc
+	hw := t.h * t.w
+	for j0 := 0; j0 < nr; j0 += 8 {
+		for l := range 8 {
+			tile := jp*nr + j0 + l
+			if tile >= t.tn {
+				for q := range winoN {
+					s.mask[q*8+l] = 0
+					s.idx[q*8+l] = 0
+				}
+				continue
+			}
+			g := t.t0 + tile
+			b, p := g/(t.tH*t.tW), g%(t.tH*t.tW)
+			iy0, ix0 := p/t.tW*winoTile-1, p%t.tW*winoTile-1
+			base := b*in*hw + iy0*t.w + ix0
+			for r := range winoPatch {
+				iy := iy0 + r
+				for k := range winoPatch {
+					ix := ix0 + k
+					q := (r*winoPatch+k)*8 + l
+					s.idx[q] = int32(base + r*t.w + k)
+					s.mask[q] = 0
+					if iy >= 0 && iy < t.h && ix >= 0 && ix < t.w {
+						s.mask[q] = -1
+					}
+				}
+			}
+		}
+		for pc := 0; pc < in; pc += kc {
+			kcLen := min(kc, in-pc)
+			winoInputAVX2(&t.x[pc*hw], hw, kcLen, &s.idx[0], &s.mask[0], &s.tmp[0],
+				&t.v[pc*t.nPan*nr+jp*kcLen*nr+j0], t.vStride, nr)
+		}
+	}
+}
+
+// outputAVX2 is output eight tiles and up to winoOutRows rows at a time:
+// the transform, bias and ReLU in assembly, then each tile's valid
+// outputs (and the residual) stored into y.
+func (t *winoTask) outputAVX2(s *winoScratch, m []float32, stride, p0, r0, r1, cols int) {
+	c := t.c
+	nr := c.kern.nr
+	oh, ow := t.h, t.w
+	n := oh * ow
+	residual := t.epi == ConvResidualReLU
+	relu := t.epi != ConvBias
+	lo := float32(math.Inf(-1))
+	if relu && !residual {
+		lo = 0
+	}
+	bias := t.bias
+	if bias == nil {
+		if len(s.zero) < c.Out {
+			s.zero = make([]float32, c.Out)
+		}
+		bias = s.zero
+	}
+	if len(s.out) < winoOutRows*16*8 {
+		s.out = make([]float32, winoOutRows*16*8)
+	}
+	first := t.t0 + p0*nr
+	last := min(t.t0+t.tn, first+cols)
+	for j0 := 0; j0 < cols && first+j0 < last; j0 += 8 {
+		for o0 := r0; o0 < r1; o0 += winoOutRows {
+			rows := min(winoOutRows, r1-o0)
+			winoOutputAVX2(&m[(o0-r0)*cols+j0], stride, cols, rows, &s.tmp[0], &s.out[0], &bias[o0], lo)
+			for l := range min(8, last-first-j0) {
+				g := first + j0 + l
+				b, p := g/(t.tH*t.tW), g%(t.tH*t.tW)
+				oy0, ox0 := p/t.tW*winoTile, p%t.tW*winoTile
+				ni, nk := min(winoTile, oh-oy0), min(winoTile, ow-ox0)
+				for o := o0; o < o0+rows; o++ {
+					src := s.out[(o-o0)*128+l:]
+					plane := t.y[(b*c.Out+o)*n:][:n]
+					for i := range ni {
+						dst := plane[(oy0+i)*ow+ox0:][:nk]
+						if !residual {
+							for k := range dst {
+								dst[k] = src[(i*4+k)*8]
+							}
+							continue
+						}
+						for k := range dst {
+							v := src[(i*4+k)*8] + dst[k]
+							if v < 0 {
+								v = 0
+							}
+							dst[k] = v
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// output applies the output transform, bias and epilogue to the products m
+// (36 × mLen × cols, rows from r0, columns from panel p0) and stores the
+// tiles' valid outputs for channels r0…r1-1 into y.
+func (t *winoTask) output(m []float32, stride, p0, r0, r1, cols int) {
+	c := t.c
+	nr := c.kern.nr
+	oh, ow := t.h, t.w
+	n := oh * ow
+	residual := t.epi == ConvResidualReLU
+	relu := t.epi != ConvBias
+	var mv [winoN]float32
+	var yv [16]float32
+	first := t.t0 + p0*nr
+	last := min(t.t0+t.tn, first+cols)
+	for o := r0; o < r1; o++ {
+		var bv float32
+		if t.bias != nil {
+			bv = t.bias[o]
+		}
+		row := m[(o-r0)*cols:]
+		for g := first; g < last; g++ {
+			j := g - first
+			for xi := range winoN {
+				mv[xi] = row[xi*stride+j]
+			}
+			winoOutput(&yv, &mv)
+			b, p := g/(t.tH*t.tW), g%(t.tH*t.tW)
+			oy0, ox0 := p/t.tW*winoTile, p%t.tW*winoTile
+			plane := t.y[(b*c.Out+o)*n:][:n]
+			for i := range min(winoTile, oh-oy0) {
+				dst := plane[(oy0+i)*ow+ox0:]
+				for k := range min(winoTile, ow-ox0) {
+					v := yv[i*4+k] + bv
+					if residual {
+						v += dst[k]
+					}
+					if relu && v < 0 {
+						v = 0
+					}
+					dst[k] = v
+				}
+			}
+		}
+	}
+}
