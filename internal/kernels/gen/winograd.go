@@ -14,9 +14,9 @@
 // winoOutputAVX2 reads, for each of nrows rows of the products, the 36
 // positions of eight tiles (eight consecutive floats, mstride apart),
 // computes Y = Aᵀ m A, adds the row's bias, clamps below at lo (0 for
-// ReLU, -Inf for none; VMAXPS keeps NaN), and stores the sixteen outputs
-// of the eight tiles as out[16][8]; the next row is mrow floats further
-// in m and 128 further in out.
+// ReLU, -Inf for none; VMAXPS keeps NaN), and stores the eight tiles'
+// 4×4 outputs tile after tile as out[8][4][4]; the next row is mrow
+// floats further in m and 128 further in out.
 //
 //	go run gen/winograd.go > winograd_amd64.s
 package main
@@ -198,10 +198,25 @@ func main() {
 		}
 		out1d()
 		p("\tVBROADCASTSS lo+56(FP), Y0")
-		for k, r := range outRegs {
+		for _, r := range outRegs {
 			p("\tVADDPS  Y12, Y%d, Y%d", r, r)
 			p("\tVMAXPS  Y%d, Y0, Y%d", r, r)
-			p("\tVMOVUPS Y%d, %d(DI)", r, (i*4+k)*32)
+		}
+		// Transpose the 4 outputs × 8 tiles to tile-major rows of 4:
+		// unpack pairs of k, then pairs of pairs, giving tiles l and
+		// l+4 in the two halves of one vector.
+		a, bb, c, d := outRegs[0], outRegs[1], outRegs[2], outRegs[3]
+		p("\tVUNPCKLPS Y%d, Y%d, Y1", bb, a)
+		p("\tVUNPCKHPS Y%d, Y%d, Y2", bb, a)
+		p("\tVUNPCKLPS Y%d, Y%d, Y3", d, c)
+		p("\tVUNPCKHPS Y%d, Y%d, Y4", d, c)
+		p("\tVUNPCKLPD Y3, Y1, Y5")
+		p("\tVUNPCKHPD Y3, Y1, Y8")
+		p("\tVUNPCKLPD Y4, Y2, Y9")
+		p("\tVUNPCKHPD Y4, Y2, Y1")
+		for l, r := range []int{5, 8, 9, 1} {
+			p("\tVMOVUPS      X%d, %d(DI)", r, l*64+i*16)
+			p("\tVEXTRACTF128 $1, Y%d, %d(DI)", r, (l+4)*64+i*16)
 		}
 	}
 	p("\tADDQ R12, SI")
