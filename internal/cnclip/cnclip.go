@@ -50,7 +50,7 @@ type Model struct {
 	// Path is the checkpoint file or directory.
 	Path string
 
-	arenas sync.Pool
+	arenas model.ArenaPool
 
 	trainOnce sync.Once
 	train     trainState // see Params
@@ -445,20 +445,10 @@ func (m *Model) ImageSize() int { return m.Config.Vision.ImageSize }
 // ContextLength returns the token row length Tokenize produces.
 func (m *Model) ContextLength() int { return m.Config.ContextLength }
 
-func (m *Model) arena() *model.Arena {
-	if a, ok := m.arenas.Get().(*model.Arena); ok {
-		a.Reset()
-		return a
-	}
-	return &model.Arena{}
-}
-
 // EncodeImage maps preprocessed pixels [batch, 3, S, S] to unnormalised
 // image features [batch, embed] in out. trace may be nil.
 func (m *Model) EncodeImage(out, pixels []float32, batch int, trace model.Tracer) {
-	ar := m.arena()
-	defer m.arenas.Put(ar)
-	m.Visual.Forward(ar, out, pixels, batch, trace)
+	model.EncodeImageBatch(m.Visual, &m.arenas, out, pixels, batch, m.Config.EmbedDim, m.Config.Vision.ImageSize, trace)
 }
 
 // EncodeText maps token rows (all of one length, at most the text tower's
@@ -475,7 +465,7 @@ func (m *Model) EncodeText(out []float32, tokens [][]int32, trace model.Tracer) 
 	if len(out) < batch*E {
 		return fmt.Errorf("cnclip: output holds %d values, want %d", len(out), batch*E)
 	}
-	ar := m.arena()
+	ar := m.arenas.Get()
 	defer m.arenas.Put(ar)
 	seq := len(tokens[0])
 	hidden := ar.Get(batch * seq * H)

@@ -21,7 +21,7 @@ type Model struct {
 	Text       *TextTransformer
 	LogitScale float32 // log-space parameter; the forward uses exp(LogitScale)
 
-	arenas arenaPool
+	arenas ArenaPool
 
 	paramsOnce  sync.Once
 	params      []*Param
@@ -451,36 +451,33 @@ func buildResNet(l *loader, cfg Config) *ModifiedResNet {
 	return r
 }
 
-func (m *Model) arena() *Arena {
-	a := m.arenas.Get()
-	a.Reset()
-	return a
-}
+func (m *Model) arena() *Arena { return m.arenas.Get() }
 
-// arenaPool keeps the activation arenas of finished passes for the next
+// ArenaPool keeps the activation arenas of finished passes for the next
 // ones. Unlike a sync.Pool it is not emptied by the garbage collector, so
 // a warmed-up model never reallocates its activations; it keeps at most
 // two arenas per thread (concurrent callers beyond that get fresh ones
-// that are dropped afterwards).
-type arenaPool struct {
+// that are dropped afterwards). The zero value is an empty pool.
+type ArenaPool struct {
 	mu   sync.Mutex
 	free []*Arena
 }
 
-// Get returns a free arena, or a new one.
-func (p *arenaPool) Get() *Arena {
+// Get returns a free arena, reset, or a new one.
+func (p *ArenaPool) Get() *Arena {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if n := len(p.free); n > 0 {
 		a := p.free[n-1]
 		p.free = p.free[:n-1]
+		a.Reset()
 		return a
 	}
 	return &Arena{}
 }
 
 // Put returns a to the pool.
-func (p *arenaPool) Put(a *Arena) {
+func (p *ArenaPool) Put(a *Arena) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.free) < max(4, 2*runtime.GOMAXPROCS(0)) {
@@ -491,13 +488,23 @@ func (p *arenaPool) Put(a *Arena) {
 // EncodeImage maps preprocessed pixels [batch, 3, S, S] to unnormalised
 // image features [batch, embed]. trace may be nil.
 func (m *Model) EncodeImage(out, pixels []float32, batch int, trace Tracer) {
+	EncodeImageBatch(m.Visual, &m.arenas, out, pixels, batch, m.Config.EmbedDim, m.Config.Vision.ImageSize, trace)
+}
+
+// EncodeImageBatch runs tower over preprocessed pixels [batch, 3, size,
+// size] into out [batch, embed] with arenas from arenas: a batch of at
+// least one image per free thread is split over the threads (see
+// batchShards), the same bits as one pass. Model.EncodeImage is it for a
+// CLIP; other models with an image tower (Chinese-CLIP) use it too.
+func EncodeImageBatch(tower ImageTower, arenas *ArenaPool, out, pixels []float32, batch, embed, size int, trace Tracer) {
 	if n := batchShards(batch); n > 1 && trace == nil {
-		runPooled[shardTask](&shardPool, n, shardTask{m: m, out: out, pixels: pixels, batch: batch, shards: n})
+		runPooled[shardTask](&shardPool, n, shardTask{visual: tower, arenas: arenas, embed: embed, size: size,
+			out: out, pixels: pixels, batch: batch, shards: n})
 		return
 	}
-	ar := m.arena()
-	defer m.arenas.Put(ar)
-	m.Visual.Forward(ar, out, pixels, batch, trace)
+	ar := arenas.Get()
+	defer arenas.Put(ar)
+	tower.Forward(ar, out, pixels, batch, trace)
 }
 
 // EncodeText maps token rows of length ContextLength to unnormalised text
@@ -510,7 +517,8 @@ func (m *Model) EncodeText(out []float32, tokens [][]int32, trace Tracer) error 
 		if _, err := m.Text.scan(tokens, ar.Ints(len(tokens))); err != nil {
 			return err
 		}
-		runPooled[shardTask](&shardPool, n, shardTask{m: m, out: out, tokens: tokens, batch: len(tokens), shards: n, text: true})
+		runPooled[shardTask](&shardPool, n, shardTask{text: m.Text, arenas: &m.arenas, embed: m.Config.EmbedDim,
+			out: out, tokens: tokens, batch: len(tokens), shards: n})
 		return nil
 	}
 	return m.Text.Forward(ar, out, tokens, trace)
@@ -533,31 +541,32 @@ func batchShards(batch int) int {
 }
 
 // shardTask runs part s of a batch split in shards parts (see
-// batchShards), with its own arena.
+// batchShards), each part with its own arena: images through visual, or
+// token rows through text when text is set.
 type shardTask struct {
-	m             *Model
+	visual        ImageTower
+	text          *TextTransformer
+	arenas        *ArenaPool
+	embed, size   int
 	out, pixels   []float32
 	tokens        [][]int32
 	batch, shards int
-	text          bool
 }
 
 var shardPool = sync.Pool{New: func() any { return new(shardTask) }}
 
 func (t *shardTask) RunRange(lo, hi int) {
-	m := t.m
 	for s := lo; s < hi; s++ {
 		b0, b1 := s*t.batch/t.shards, (s+1)*t.batch/t.shards
-		ar := m.arena()
-		ed := m.Config.EmbedDim
-		if t.text {
+		ar := t.arenas.Get()
+		ed := t.embed
+		if t.text != nil {
 			// Rows were checked by EncodeText: no error here.
-			_ = m.Text.Forward(ar, t.out[b0*ed:b1*ed], t.tokens[b0:b1], nil)
+			_ = t.text.Forward(ar, t.out[b0*ed:b1*ed], t.tokens[b0:b1], nil)
 		} else {
-			size := m.Config.Vision.ImageSize
-			per := 3 * size * size
-			m.Visual.Forward(ar, t.out[b0*ed:b1*ed], t.pixels[b0*per:b1*per], b1-b0, nil)
+			per := 3 * t.size * t.size
+			t.visual.Forward(ar, t.out[b0*ed:b1*ed], t.pixels[b0*per:b1*per], b1-b0, nil)
 		}
-		m.arenas.Put(ar)
+		t.arenas.Put(ar)
 	}
 }
