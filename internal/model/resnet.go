@@ -306,8 +306,70 @@ type ModifiedResNet struct {
 	EmbedDim  int
 }
 
+// earlyChunk is how many images the stem and the first earlyStages
+// stages run at a time (see Forward): one image through the stem and the
+// first stage, then the whole batch, was 5–6% faster on RN50 at batch 32
+// than the whole batch throughout, and 2% faster than also taking the
+// second stage image by image (alternated per pass in one process; the
+// same bits). Variables only for the tests.
+var earlyChunk, earlyStages = 1, 1
+
 // Forward maps pixels [batch, 3, S, S] to features [batch, embed] in out.
+//
+// The stem and the first stage work on 112² and 56² maps (RN50 at 224),
+// megabytes per image: they run earlyChunk images at a time, whose maps
+// stay in the caches; the later stages' smaller maps run on the whole
+// batch, whose pixels fill more of each product's tiles. A traced pass
+// runs every stage on the whole batch.
 func (r *ModifiedResNet) Forward(ar *Arena, out, pixels []float32, batch int, trace Tracer) {
+	chunk := min(batch, earlyChunk)
+	if trace != nil {
+		chunk = batch
+	}
+	h, w, ch := r.earlyShape()
+	x := ar.Get(batch * ch * h * w)
+	per, perOut := 3*r.ImageSize*r.ImageSize, ch*h*w
+	for b0 := 0; b0 < batch; b0 += chunk {
+		n := min(chunk, batch-b0)
+		m := ar.mark()
+		r.early(ar, x[b0*perOut:(b0+n)*perOut], pixels[b0*per:(b0+n)*per], n, trace)
+		ar.release(m)
+	}
+	bufSize := func(c, h, w int) int { return batch * c * h * w }
+	for li := min(earlyStages, len(r.Layers)); li < len(r.Layers); li++ {
+		for bi := range r.Layers[li] {
+			blk := &r.Layers[li][bi]
+			y := x // an identity block updates x in place
+			if blk.Down != nil {
+				oh, ow := h/blk.Stride, w/blk.Stride
+				y = ar.Get(bufSize(blk.Conv3.Out, oh, ow))
+			}
+			h, w = blk.Forward(ar, y, x, batch, h, w)
+			x, ch = y, blk.Conv3.Out
+		}
+	}
+	if trace != nil {
+		trace("visual/layer4", x, []int{batch, ch, h, w})
+	}
+	r.Pool.Forward(ar, out, x, batch, h*w, trace)
+}
+
+// earlyShape returns the size and channels of the first stage's output.
+func (r *ModifiedResNet) earlyShape() (h, w, ch int) {
+	h = r.Stem[0].outSize(r.ImageSize) / 2
+	ch = r.Stem[2].Out
+	for _, layer := range r.Layers[:min(earlyStages, len(r.Layers))] {
+		for _, blk := range layer {
+			h /= blk.Stride
+			ch = blk.Conv3.Out
+		}
+	}
+	return h, h, ch
+}
+
+// early runs the stem and the first stage on batch images, into dst
+// (their share of the first stage's output).
+func (r *ModifiedResNet) early(ar *Arena, dst, pixels []float32, batch int, trace Tracer) {
 	h, w := r.ImageSize, r.ImageSize
 	bufSize := func(c, h, w int) int { return batch * c * h * w }
 	a := ar.Get(bufSize(r.Stem[0].Out, r.Stem[0].outSize(h), r.Stem[0].outSize(w)))
@@ -322,23 +384,33 @@ func (r *ModifiedResNet) Forward(ar *Arena, out, pixels []float32, batch int, tr
 	if trace != nil {
 		trace("visual/stem", x, []int{batch, ch, h, w})
 	}
-	for li := range r.Layers {
-		for bi := range r.Layers[li] {
-			blk := &r.Layers[li][bi]
-			y := x // an identity block updates x in place
-			if blk.Down != nil {
-				oh, ow := h/blk.Stride, w/blk.Stride
-				y = ar.Get(bufSize(blk.Conv3.Out, oh, ow))
-			}
-			h, w = blk.Forward(ar, y, x, batch, h, w)
-			x, ch = y, blk.Conv3.Out
-			if trace != nil && li == 0 && bi == 0 {
-				trace("visual/layer1.0", x, []int{batch, ch, h, w})
-			}
+	blocks := []*Bottleneck{}
+	for _, layer := range r.Layers[:min(earlyStages, len(r.Layers))] {
+		for bi := range layer {
+			blocks = append(blocks, &layer[bi])
 		}
 	}
-	if trace != nil {
-		trace("visual/layer4", x, []int{batch, ch, h, w})
+	for bi, blk := range blocks {
+		y := x // an identity block updates x in place
+		if blk.Down != nil {
+			// The last block that changes shape writes into dst; the
+			// identity blocks after it update dst in place.
+			y = dst
+			for _, later := range blocks[bi+1:] {
+				if later.Down != nil {
+					oh, ow := h/blk.Stride, w/blk.Stride
+					y = ar.Get(bufSize(blk.Conv3.Out, oh, ow))
+					break
+				}
+			}
+		}
+		h, w = blk.Forward(ar, y, x, batch, h, w)
+		x, ch = y, blk.Conv3.Out
+		if trace != nil && bi == 0 {
+			trace("visual/layer1.0", x, []int{batch, ch, h, w})
+		}
 	}
-	r.Pool.Forward(ar, out, x, batch, h*w, trace)
+	if &x[0] != &dst[0] {
+		copy(dst, x[:len(dst)])
+	}
 }

@@ -111,3 +111,38 @@ func BenchmarkBatchSplit(b *testing.B) {
 		})
 	}
 }
+
+// TestResNetEarlyChunks checks that running the stem and the first
+// stages image by image (ModifiedResNet.Forward) gives exactly the
+// features of running every stage on the whole batch.
+func TestResNetEarlyChunks(t *testing.T) {
+	defer func(c, s int) { earlyChunk, earlyStages = c, s }(earlyChunk, earlyStages)
+	cfg := resnet(32, 64, [4]int{2, 1, 2, 1}, 8, 64, 1, 1)
+	m, err := Random(cfg, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const batch = 5
+	s := cfg.Vision.ImageSize
+	px := make([]float32, batch*3*s*s)
+	for i := range px {
+		px[i] = float32((i*7919)%255)/127 - 1
+	}
+	run := func(chunk, stages int) []float32 {
+		earlyChunk, earlyStages = chunk, stages
+		out := make([]float32, batch*cfg.EmbedDim)
+		ar := m.arena()
+		m.Visual.Forward(ar, out, px, batch, nil)
+		m.arenas.Put(ar)
+		return out
+	}
+	want := run(batch, 0)
+	for _, c := range []struct{ chunk, stages int }{{1, 1}, {2, 1}, {1, 2}, {3, 3}, {1, 4}} {
+		got := run(c.chunk, c.stages)
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("chunks of %d images through %d stages: element %d = %v, want %v", c.chunk, c.stages, i, got[i], want[i])
+			}
+		}
+	}
+}
