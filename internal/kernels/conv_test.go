@@ -257,7 +257,21 @@ func TestWinograd(t *testing.T) {
 					for k, v := range y {
 						errs[i] = math.Max(errs[i], math.Abs(float64(v)-want[k])/mag[k])
 					}
-					if !on || c.batch == 1 {
+					if !on {
+						continue
+					}
+					// Whole tiles stored by the assembly or through the
+					// buffer: the same bits.
+					buf := append([]float32(nil), c.res...)
+					winoNoStore = true
+					pc.Forward(buf, c.x, c.batch, c.h, c.w, c.bias, epi)
+					winoNoStore = false
+					for k, v := range buf {
+						if math.Float32bits(v) != math.Float32bits(y[k]) {
+							t.Fatalf("%s: [%d] = %g through the buffer, %g stored directly", name, k, v, y[k])
+						}
+					}
+					if c.batch == 1 {
 						continue
 					}
 					// The last image alone: the same bits.

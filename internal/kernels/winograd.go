@@ -233,8 +233,13 @@ type winoScratch struct {
 	idx, mask [winoN * 8]int32
 	tmp       [winoN * 8]float32
 	out       []float32 // winoOutRows × 8 tiles × 16 outputs
+	offs      [8]int    // eight tiles' offsets in y (winoStoreAVX2)
 	zero      []float32 // a bias of zeros
 }
+
+// winoNoStore makes the output transform go through its buffer for every
+// tile (tests compare the two ways).
+var winoNoStore bool
 
 // winoOutRows is how many rows the vector output transform does per call.
 const winoOutRows = 16
@@ -508,6 +513,19 @@ func (t *winoTask) outputAVX2(s *winoScratch, m []float32, stride, p0, r0, r1, c
 	first := t.t0 + p0*nr
 	last := min(t.t0+t.tn, first+cols)
 	for j0 := 0; j0 < cols && first+j0 < last; j0 += 8 {
+		// Eight whole tiles and no residual: stored by the assembly.
+		whole := !residual && last-first-j0 >= 8
+		for l := 0; whole && l < 8; l++ {
+			g := first + j0 + l
+			b, p := g/(t.tH*t.tW), g%(t.tH*t.tW)
+			oy0, ox0 := p/t.tW*winoTile, p%t.tW*winoTile
+			whole = oy0+winoTile <= oh && ox0+winoTile <= ow
+			s.offs[l] = b*c.Out*n + oy0*ow + ox0
+		}
+		if whole && !winoNoStore {
+			winoStoreAVX2(&m[j0], stride, cols, r1-r0, &s.tmp[0], &t.y[r0*n], &s.offs[0], n, ow, &bias[r0], lo)
+			continue
+		}
 		for o0 := r0; o0 < r1; o0 += winoOutRows {
 			rows := min(winoOutRows, r1-o0)
 			winoOutputAVX2(&m[(o0-r0)*cols+j0], stride, cols, rows, &s.tmp[0], &s.out[0], &bias[o0], lo)

@@ -12,3 +12,7 @@ func winoInputAVX2(x *float32, hw, nch int, idx, mask *int32, tmp, v *float32, v
 func winoOutputAVX2(m *float32, mstride, mrow, nrows int, tmp, out, bias *float32, lo float32) {
 	panic("kernels: no AVX2 Winograd transforms in this build")
 }
+
+func winoStoreAVX2(m *float32, mstride, mrow, nrows int, tmp, y *float32, offs *int, plane, ow int, bias *float32, lo float32) {
+	panic("kernels: no AVX2 Winograd transforms in this build")
+}

@@ -18,6 +18,10 @@
 // 4×4 outputs tile after tile as out[8][4][4]; the next row is mrow
 // floats further in m and 128 further in out.
 //
+// winoStoreAVX2 is winoOutputAVX2 storing the tiles straight into the
+// output map instead: tile l's rows at y + offs[l] + i·ow (whole tiles
+// only); the next row's tiles are plane floats further.
+//
 //	go run gen/winograd.go > winograd_amd64.s
 package main
 
@@ -152,82 +156,118 @@ func main() {
 	}
 	outRegs := []int{10, 11, 6, 7}
 
-	p("")
-	p("// func winoOutputAVX2(m *float32, mstride, mrow, nrows int, tmp, out, bias *float32, lo float32)")
-	p("TEXT ·winoOutputAVX2(SB), NOSPLIT, $0-60")
-	p("\tMOVQ m+0(FP), SI")
-	p("\tMOVQ mstride+8(FP), DX")
-	p("\tSHLQ $2, DX")
-	p("\tMOVQ mrow+16(FP), R12")
-	p("\tSHLQ $2, R12")
-	p("\tMOVQ nrows+24(FP), CX")
-	p("\tMOVQ tmp+32(FP), R10")
-	p("\tMOVQ out+40(FP), DI")
-	p("\tMOVQ bias+48(FP), R8")
-	// Row k of a column is 6k positions on: k·6·mstride bytes, as
-	// (R13), (R13)(AX*1), (R13)(AX*2), (R13)(BX*1), (R13)(AX*4), (R13)(R9*1).
-	p("\tLEAQ (DX)(DX*2), AX")
-	p("\tSHLQ $1, AX")         // 6·mstride
-	p("\tLEAQ (AX)(AX*2), BX") // 18·mstride
-	p("\tLEAQ (AX)(AX*4), R9") // 30·mstride
-	p("\tVBROADCASTSS winoTwo<>(SB), Y13")
-	p("\tVBROADCASTSS winoEight<>(SB), Y14")
-	p("\tVBROADCASTSS winoFour<>(SB), Y15")
-	p("\tTESTQ CX, CX")
-	p("\tJEQ   outdone")
-	p("")
-	p("outloop:")
-	// Aᵀ m, column by column, into tmp (4×6 vectors).
-	p("\tMOVQ SI, R13")
-	rowAddr := []string{"(R13)", "(R13)(AX*1)", "(R13)(AX*2)", "(R13)(BX*1)", "(R13)(AX*4)", "(R13)(R9*1)"}
-	for l := 0; l < 6; l++ {
-		for k := 0; k < 6; k++ {
-			p("\tVMOVUPS %s, Y%d", rowAddr[k], k)
+	for _, store := range []bool{false, true} {
+		name, args, frame := "winoOutputAVX2", "m *float32, mstride, mrow, nrows int, tmp, out, bias *float32, lo float32", 60
+		biasArg, loArg := "bias+48(FP)", "lo+56(FP)"
+		if store {
+			name, args, frame = "winoStoreAVX2", "m *float32, mstride, mrow, nrows int, tmp, y *float32, offs *int, plane, ow int, bias *float32, lo float32", 84
+			biasArg, loArg = "bias+72(FP)", "lo+80(FP)"
 		}
-		out1d()
-		for i, r := range outRegs {
-			p("\tVMOVUPS Y%d, %d(R10)", r, (i*6+l)*32)
+		p("")
+		p("// func %s(%s)", name, args)
+		p("TEXT ·%s(SB), NOSPLIT, $0-%d", name, frame)
+		p("\tMOVQ m+0(FP), SI")
+		p("\tMOVQ mstride+8(FP), DX")
+		p("\tSHLQ $2, DX")
+		p("\tMOVQ mrow+16(FP), R12")
+		p("\tSHLQ $2, R12")
+		p("\tMOVQ nrows+24(FP), CX")
+		p("\tMOVQ tmp+32(FP), R10")
+		if store {
+			p("\tMOVQ y+40(FP), DI")
+			p("\tMOVQ offs+48(FP), R11")
+			p("\tMOVQ plane+56(FP), R15")
+			p("\tSHLQ $2, R15")
+			p("\tMOVQ ow+64(FP), R14")
+			p("\tSHLQ $2, R14")
+		} else {
+			p("\tMOVQ out+40(FP), DI")
 		}
-		p("\tADDQ DX, R13")
+		p("\tMOVQ %s, R8", biasArg)
+		p("\tVBROADCASTSS winoTwo<>(SB), Y13")
+		p("\tVBROADCASTSS winoEight<>(SB), Y14")
+		p("\tVBROADCASTSS winoFour<>(SB), Y15")
+		p("\tTESTQ CX, CX")
+		p("\tJEQ   %sdone", name)
+		p("")
+		p("%sloop:", name)
+		// Row k of a column is 6k positions on: k·6·mstride bytes, as
+		// (R13), (R13)(AX*1), (R13)(AX*2), (R13)(BX*1), (R13)(AX*4),
+		// (R13)(R9*1) (set per row: the store variant uses AX and BX
+		// for its addresses).
+		p("\tLEAQ (DX)(DX*2), AX")
+		p("\tSHLQ $1, AX")         // 6·mstride
+		p("\tLEAQ (AX)(AX*2), BX") // 18·mstride
+		p("\tLEAQ (AX)(AX*4), R9") // 30·mstride
+		// Aᵀ m, column by column, into tmp (4×6 vectors).
+		p("\tMOVQ SI, R13")
+		rowAddr := []string{"(R13)", "(R13)(AX*1)", "(R13)(AX*2)", "(R13)(BX*1)", "(R13)(AX*4)", "(R13)(R9*1)"}
+		for l := 0; l < 6; l++ {
+			for k := 0; k < 6; k++ {
+				p("\tVMOVUPS %s, Y%d", rowAddr[k], k)
+			}
+			out1d()
+			for i, r := range outRegs {
+				p("\tVMOVUPS Y%d, %d(R10)", r, (i*6+l)*32)
+			}
+			p("\tADDQ DX, R13")
+		}
+		// (Aᵀ m) A, row by row, plus bias, clamped.
+		p("\tVBROADCASTSS (R8), Y12")
+		if store {
+			p("\tMOVQ DI, BX") // output row i of the tiles: BX + offs[l]
+		}
+		for i := 0; i < 4; i++ {
+			for k := 0; k < 6; k++ {
+				p("\tVMOVUPS %d(R10), Y%d", (i*6+k)*32, k)
+			}
+			out1d()
+			p("\tVBROADCASTSS %s, Y0", loArg)
+			for _, r := range outRegs {
+				p("\tVADDPS  Y12, Y%d, Y%d", r, r)
+				p("\tVMAXPS  Y%d, Y0, Y%d", r, r)
+			}
+			// Transpose the 4 outputs × 8 tiles to tile-major rows of
+			// 4: unpack pairs of k, then pairs of pairs, giving tiles l
+			// and l+4 in the two halves of one vector.
+			a, bb, c, d := outRegs[0], outRegs[1], outRegs[2], outRegs[3]
+			p("\tVUNPCKLPS Y%d, Y%d, Y1", bb, a)
+			p("\tVUNPCKHPS Y%d, Y%d, Y2", bb, a)
+			p("\tVUNPCKLPS Y%d, Y%d, Y3", d, c)
+			p("\tVUNPCKHPS Y%d, Y%d, Y4", d, c)
+			p("\tVUNPCKLPD Y3, Y1, Y5")
+			p("\tVUNPCKHPD Y3, Y1, Y8")
+			p("\tVUNPCKLPD Y4, Y2, Y9")
+			p("\tVUNPCKHPD Y4, Y2, Y1")
+			for l, r := range []int{5, 8, 9, 1} {
+				if store {
+					p("\tMOVQ         %d(R11), AX", l*8)
+					p("\tVMOVUPS      X%d, (BX)(AX*4)", r)
+					p("\tMOVQ         %d(R11), AX", (l+4)*8)
+					p("\tVEXTRACTF128 $1, Y%d, (BX)(AX*4)", r)
+					continue
+				}
+				p("\tVMOVUPS      X%d, %d(DI)", r, l*64+i*16)
+				p("\tVEXTRACTF128 $1, Y%d, %d(DI)", r, (l+4)*64+i*16)
+			}
+			if store {
+				p("\tADDQ R14, BX")
+			}
+		}
+		p("\tADDQ R12, SI")
+		if store {
+			p("\tADDQ R15, DI")
+		} else {
+			p("\tADDQ $512, DI")
+		}
+		p("\tADDQ $4, R8")
+		p("\tDECQ CX")
+		p("\tJNE  %sloop", name)
+		p("")
+		p("%sdone:", name)
+		p("\tVZEROUPPER")
+		p("\tRET")
 	}
-	// (Aᵀ m) A, row by row, plus bias, clamped, into out[4i + k].
-	p("\tVBROADCASTSS (R8), Y12")
-	for i := 0; i < 4; i++ {
-		for k := 0; k < 6; k++ {
-			p("\tVMOVUPS %d(R10), Y%d", (i*6+k)*32, k)
-		}
-		out1d()
-		p("\tVBROADCASTSS lo+56(FP), Y0")
-		for _, r := range outRegs {
-			p("\tVADDPS  Y12, Y%d, Y%d", r, r)
-			p("\tVMAXPS  Y%d, Y0, Y%d", r, r)
-		}
-		// Transpose the 4 outputs × 8 tiles to tile-major rows of 4:
-		// unpack pairs of k, then pairs of pairs, giving tiles l and
-		// l+4 in the two halves of one vector.
-		a, bb, c, d := outRegs[0], outRegs[1], outRegs[2], outRegs[3]
-		p("\tVUNPCKLPS Y%d, Y%d, Y1", bb, a)
-		p("\tVUNPCKHPS Y%d, Y%d, Y2", bb, a)
-		p("\tVUNPCKLPS Y%d, Y%d, Y3", d, c)
-		p("\tVUNPCKHPS Y%d, Y%d, Y4", d, c)
-		p("\tVUNPCKLPD Y3, Y1, Y5")
-		p("\tVUNPCKHPD Y3, Y1, Y8")
-		p("\tVUNPCKLPD Y4, Y2, Y9")
-		p("\tVUNPCKHPD Y4, Y2, Y1")
-		for l, r := range []int{5, 8, 9, 1} {
-			p("\tVMOVUPS      X%d, %d(DI)", r, l*64+i*16)
-			p("\tVEXTRACTF128 $1, Y%d, %d(DI)", r, (l+4)*64+i*16)
-		}
-	}
-	p("\tADDQ R12, SI")
-	p("\tADDQ $512, DI")
-	p("\tADDQ $4, R8")
-	p("\tDECQ CX")
-	p("\tJNE  outloop")
-	p("")
-	p("outdone:")
-	p("\tVZEROUPPER")
-	p("\tRET")
 
 	os.Stdout.WriteString(b.String())
 }
