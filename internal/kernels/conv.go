@@ -29,10 +29,10 @@ type Conv struct {
 	// pc·mPanels·mr: a[.. + q·mr + r] = W[panel·mr + r, pc + q].
 	a []float32
 
-	// The weight in the Winograd domain, for 3×3 convolutions of stride
-	// 1 (see winograd.go), computed on first use.
-	winoOnce sync.Once
-	wino     *winoWeights
+	// The weight in the Winograd domains of F(4×4) and F(2×2), for 3×3
+	// convolutions of stride 1 (see winograd.go), computed on first use.
+	winoOnce [2]sync.Once
+	wino     [2]*winoWeights
 }
 
 // ConvEpilogue selects what Conv.Forward does after the product.
@@ -99,8 +99,8 @@ func (c *Conv) Forward(y, x []float32, batch, h, w int, bias []float32, epi Conv
 	if epi < ConvBias || epi > ConvResidualReLU {
 		panic(fmt.Sprintf("kernels.Conv.Forward: unknown epilogue %d", int(epi)))
 	}
-	if c.winoWorth(batch, h, w) {
-		c.forwardWinograd(y, x, batch, h, w, bias, epi)
+	if a := c.winoAlgo(h, w); a != nil {
+		c.forwardWinograd(a, y, x, batch, h, w, bias, epi)
 		return oh, ow
 	}
 	t := convTaskPool.Get().(*convTask)

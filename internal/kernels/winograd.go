@@ -6,30 +6,67 @@ import (
 	"sync/atomic"
 )
 
-// Winograd F(4×4, 3×3): a 3×3 convolution of stride 1 and padding 1 is
-// computed on 4×4 output tiles, each from a 6×6 input patch d, as
+// Winograd F(m×m, 3×3): a 3×3 convolution of stride 1 and padding 1 is
+// computed on m×m output tiles, each from a p×p input patch d (p = m + 2),
+// as
 //
-//	Y = Aᵀ [ Σ_channels (G g Gᵀ) ⊙ (Bᵀ d B) ] A,
+//	Y = Aᵀ [ Σ_channels (G g Gᵀ) ⊙ (Bᵀ d B) ] A
 //
-// with the interpolation points 0, ±1, ±2 and ∞ (Lavin & Gray, "Fast
-// Algorithms for Convolutional Neural Networks", 2016). The sum over input
-// channels is 36 matrix products, one per position ξ of the 6×6 transformed
-// tile: M_ξ[Out, tiles] = U_ξ[Out, In] · V_ξ[In, tiles], each of them run by
-// the GEMM microkernel on the same packed layouts as Conv's direct product.
-// That is 36 multiply-adds per input channel for 16 outputs instead of 144:
-// 4× fewer, for the price of transforming the inputs and outputs (scalar
-// additions, a small part of the work when channels are many). The
-// transforms change the rounding, not the result: on random data the error
-// against a float64 reference stays below 1e-5 of Σ|terms| (TestWinograd),
-// the same bound the direct product is tested to.
+// (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
+// 2016). The sum over input channels is p² matrix products, one per
+// position ξ of the transformed tile: M_ξ[Out, tiles] = U_ξ[Out, In] ·
+// V_ξ[In, tiles], each of them run by the GEMM microkernel on the same
+// packed layouts as Conv's direct product. F(4×4, 3×3) (points 0, ±1, ±2,
+// ∞) takes 36 multiply-adds per input channel for 16 outputs instead of
+// 144, 4× fewer; F(2×2, 3×3) (points 0, ±1, ∞) 16 for 4 instead of 36,
+// 2.25× fewer, for maps too small for enough 4×4 tiles (RN50's 7×7). The
+// price is transforming the inputs and outputs (additions, a small part of
+// the work when channels are many). The transforms change the rounding,
+// not the result: on random data the error against a float64 reference
+// is ~2e-6 of Σ|terms| for F(4×4) with many channels (1.3e-5 with one),
+// ~1e-7 for F(2×2), like the direct product's (TestWinograd bounds it by
+// 3e-5; the direct product 1e-5).
 
-// winoTile and winoPatch are the output and input tile sizes; winoN is
-// the number of transformed positions, winoPatch².
-const (
-	winoTile  = 4
-	winoPatch = 6
-	winoN     = winoPatch * winoPatch
+// winoAlgo is one F(m×m, 3×3) algorithm.
+type winoAlgo struct {
+	tile, patch, n int // m, p = m+2, p²
+	// g is G, patch×3.
+	g [][3]float64
+	// input sets v = Bᵀ d B and output y = Aᵀ m A (row-major, scalar).
+	input  func(v, d []float32)
+	output func(y, m []float32)
+	// inputAVX2, outputAVX2 and storeAVX2 (nil: none) are the assembly
+	// transforms, eight tiles at a time (see gen/winograd.go).
+	inputAVX2  func(x *float32, hw, nch int, idx, mask *int32, tmp, v *float32, vstride, vstep int)
+	outputAVX2 func(m *float32, mstride, mrow, nrows int, tmp, out, bias *float32, lo float32)
+	storeAVX2  func(m *float32, mstride, mrow, nrows int, tmp, y *float32, offs *int, plane, ow int, bias *float32, lo float32)
+}
+
+var (
+	winoF4 = &winoAlgo{tile: 4, patch: 6, n: 36,
+		g: [][3]float64{
+			{1.0 / 4, 0, 0},
+			{-1.0 / 6, -1.0 / 6, -1.0 / 6},
+			{-1.0 / 6, 1.0 / 6, -1.0 / 6},
+			{1.0 / 24, 1.0 / 12, 1.0 / 6},
+			{1.0 / 24, -1.0 / 12, 1.0 / 6},
+			{0, 0, 1},
+		},
+		input: winoInput4, output: winoOutput4,
+		inputAVX2: winoInput4AVX2, outputAVX2: winoOutput4AVX2, storeAVX2: winoStore4AVX2}
+	winoF2 = &winoAlgo{tile: 2, patch: 4, n: 16,
+		g: [][3]float64{
+			{1, 0, 0},
+			{0.5, 0.5, 0.5},
+			{0.5, -0.5, 0.5},
+			{0, 0, 1},
+		},
+		input: winoInput2, output: winoOutput2,
+		inputAVX2: winoInput2AVX2, outputAVX2: winoOutput2AVX2}
 )
+
+// winoMaxN is the most positions of any algorithm (F(4×4, 3×3)'s 36).
+const winoMaxN = 36
 
 // winoMinTiles is the fewest tiles per image the Winograd path takes.
 const winoMinTiles = 16
@@ -43,54 +80,65 @@ var winoDisabled atomic.Bool
 // benchmarks use it to compare the two algorithms.
 func SetWinograd(on bool) (was bool) { return !winoDisabled.Swap(!on) }
 
-// winoWeights is a Conv's weight in the Winograd domain: for each position
-// ξ, U_ξ[Out, In] laid out like Conv.a (K blocks of depth kc over the input
-// channels, each mPanels panels of kcLen×mr values), ξ after ξ.
+// winoWeights is a Conv's weight in the Winograd domain of one algorithm:
+// for each position ξ, U_ξ[Out, In] laid out like Conv.a (K blocks of
+// depth kc over the input channels, each mPanels panels of kcLen×mr
+// values), ξ after ξ.
 type winoWeights struct {
 	kc int
 	u  []float32
 }
 
-// winoWorth reports whether this convolution takes the Winograd path for
-// h×w inputs: 3×3, stride 1, padding 1, with clearly fewer multiply-adds
-// per image (16·36 per 4×4 tile against 9 per output). The choice depends
-// on the image size only, never on the batch, so that an image's embedding
-// is the same bits alone or in a batch of any size (and however the batch
-// is split over threads).
-func (c *Conv) winoWorth(batch, h, w int) bool {
+// winoAlgo returns the Winograd algorithm this convolution takes for h×w
+// inputs, or nil for the direct product: 3×3, stride 1, padding 1, at
+// least winoMinTiles tiles per image and clearly fewer multiply-adds per
+// image (p² per tile against 9 per output). F(4×4) where it qualifies,
+// else F(2×2). The choice depends on the image size only, never on the
+// batch, so that a batch split over threads takes the same path as the
+// whole batch.
+func (c *Conv) winoAlgo(h, w int) *winoAlgo {
 	if c.K != 3 || c.Stride != 1 || c.Pad != 1 || winoDisabled.Load() {
-		return false
+		return nil
 	}
-	tiles := ((h + winoTile - 1) / winoTile) * ((w + winoTile - 1) / winoTile)
-	// At least 1.6× fewer multiply-adds than the direct 9 per output,
-	// and a panel's worth of tiles: at batch 1, RN50's 7×7 maps (four
-	// tiles) are 10–30% slower than direct (BenchmarkConvRN50).
-	return tiles >= winoMinTiles && 16*winoN*tiles < 9*9*h*w
+	for _, a := range []*winoAlgo{winoF4, winoF2} {
+		tiles := ((h + a.tile - 1) / a.tile) * ((w + a.tile - 1) / a.tile)
+		// At least 1.6× fewer multiply-adds than the direct 9 per
+		// output, and a panel's worth of tiles: F(4×4) on RN50's 7×7
+		// maps (four tiles) was 10–30% slower than direct at batch 1.
+		if tiles >= winoMinTiles && 16*a.n*tiles < 9*10*h*w {
+			return a
+		}
+	}
+	return nil
 }
 
-// weights returns the transformed weights, computing them on first use
-// (kept for the Conv's lifetime: 36/9 = 4× the direct weights' size, so
-// convolutions that never take this path never pay for it).
-func (c *Conv) winoWeights() *winoWeights {
-	c.winoOnce.Do(func() {
+// winoWeights returns the weights transformed for a, computing them on
+// first use (kept for the Conv's lifetime: p²/9 times the direct weights'
+// size, so convolutions that never take this path never pay for it).
+func (c *Conv) winoWeights(a *winoAlgo) *winoWeights {
+	i := 0
+	if a == winoF2 {
+		i = 1
+	}
+	c.winoOnce[i].Do(func() {
 		mr := c.kern.mr
 		in, out := c.In, c.Out
 		kc := c.kern.kc
 		kBlocks := (in + kc*5/4 - 1) / (kc * 5 / 4)
 		kc = (in + kBlocks - 1) / kBlocks
 		rows := c.mPanels * mr
-		ww := &winoWeights{kc: kc, u: make([]float32, winoN*rows*in)}
+		ww := &winoWeights{kc: kc, u: make([]float32, a.n*rows*in)}
 		// Output channels split over the pool: RN50's transforms take
 		// ~0.6 s of CPU, once, on the first image.
 		Parallel(out, func(o0, o1 int) {
 			var g [9]float64
-			var t [winoN]float64
+			t := make([]float64, a.n)
 			for o := o0; o < o1; o++ {
 				for ci := range in {
 					for tap := range 9 {
 						g[tap] = float64(c.weight(o, ci*9+tap))
 					}
-					winoWeight(&t, &g)
+					a.weight(t, &g)
 					pc := ci / kc * kc
 					kcLen := min(kc, in-pc)
 					off := pc*rows + (o/mr)*kcLen*mr + (ci-pc)*mr + o%mr
@@ -100,9 +148,9 @@ func (c *Conv) winoWeights() *winoWeights {
 				}
 			}
 		})
-		c.wino = ww
+		c.wino[i] = ww
 	})
-	return c.wino
+	return c.wino[i]
 }
 
 // weight returns W[o, p] (p = input channel·K² + tap) from the packed a.
@@ -114,33 +162,27 @@ func (c *Conv) weight(o, p int) float32 {
 	return c.a[pc*c.mPanels*mr+(o/mr)*kcLen*mr+(p-pc)*mr+o%mr]
 }
 
-// winoWeight sets t = G g Gᵀ for a 3×3 kernel g (row-major).
-func winoWeight(t *[winoN]float64, g *[9]float64) {
-	G := [winoPatch][3]float64{
-		{1.0 / 4, 0, 0},
-		{-1.0 / 6, -1.0 / 6, -1.0 / 6},
-		{-1.0 / 6, 1.0 / 6, -1.0 / 6},
-		{1.0 / 24, 1.0 / 12, 1.0 / 6},
-		{1.0 / 24, -1.0 / 12, 1.0 / 6},
-		{0, 0, 1},
-	}
-	var gg [winoPatch][3]float64 // G g
-	for i := range winoPatch {
+// weight sets t = G g Gᵀ (patch×patch, row-major) for a 3×3 kernel g
+// (row-major), in float64.
+func (a *winoAlgo) weight(t []float64, g *[9]float64) {
+	var gg [6][3]float64 // G g
+	for i := range a.patch {
 		for j := range 3 {
-			gg[i][j] = G[i][0]*g[j] + G[i][1]*g[3+j] + G[i][2]*g[6+j]
+			gg[i][j] = a.g[i][0]*g[j] + a.g[i][1]*g[3+j] + a.g[i][2]*g[6+j]
 		}
 	}
-	for i := range winoPatch {
-		for j := range winoPatch {
-			t[i*winoPatch+j] = gg[i][0]*G[j][0] + gg[i][1]*G[j][1] + gg[i][2]*G[j][2]
+	for i := range a.patch {
+		for j := range a.patch {
+			t[i*a.patch+j] = gg[i][0]*a.g[j][0] + gg[i][1]*a.g[j][1] + gg[i][2]*a.g[j][2]
 		}
 	}
 }
 
-// winoInput sets v = Bᵀ d B for a 6×6 input patch d (row-major).
-func winoInput(v, d *[winoN]float32) {
-	var t [winoN]float32
-	for j := range winoPatch { // Bᵀ d, column by column
+// winoInput4 sets v = Bᵀ d B for a 6×6 input patch d (row-major).
+func winoInput4(v, d []float32) {
+	v, d = v[:36], d[:36]
+	var t [36]float32
+	for j := range 6 { // Bᵀ d, column by column
 		d0, d1, d2, d3, d4, d5 := d[j], d[6+j], d[12+j], d[18+j], d[24+j], d[30+j]
 		t[j] = 4*d0 - 5*d2 + d4
 		t[6+j] = (d3 + d4) - 4*(d1+d2)
@@ -149,7 +191,7 @@ func winoInput(v, d *[winoN]float32) {
 		t[24+j] = (d4 - d2) - 2*(d3-d1)
 		t[30+j] = 4*d1 - 5*d3 + d5
 	}
-	for i := range winoPatch { // (Bᵀ d) B, row by row
+	for i := range 6 { // (Bᵀ d) B, row by row
 		r := t[i*6 : i*6+6 : i*6+6]
 		o := v[i*6 : i*6+6 : i*6+6]
 		d0, d1, d2, d3, d4, d5 := r[0], r[1], r[2], r[3], r[4], r[5]
@@ -162,10 +204,11 @@ func winoInput(v, d *[winoN]float32) {
 	}
 }
 
-// winoOutput sets y = Aᵀ m A, the 4×4 output tile of the 6×6 product m.
-func winoOutput(y *[16]float32, m *[winoN]float32) {
-	var t [4 * winoPatch]float32
-	for j := range winoPatch { // Aᵀ m, column by column
+// winoOutput4 sets y = Aᵀ m A, the 4×4 output tile of the 6×6 product m.
+func winoOutput4(y, m []float32) {
+	y, m = y[:16], m[:36]
+	var t [24]float32
+	for j := range 6 { // Aᵀ m, column by column
 		m0, m1, m2, m3, m4, m5 := m[j], m[6+j], m[12+j], m[18+j], m[24+j], m[30+j]
 		s12, d12, s34, d34 := m1+m2, m1-m2, m3+m4, m3-m4
 		t[j] = m0 + s12 + s34
@@ -183,8 +226,45 @@ func winoOutput(y *[16]float32, m *[winoN]float32) {
 	}
 }
 
+// winoInput2 sets v = Bᵀ d B for a 4×4 input patch d (row-major).
+func winoInput2(v, d []float32) {
+	v, d = v[:16], d[:16]
+	var t [16]float32
+	for j := range 4 { // Bᵀ d, column by column
+		d0, d1, d2, d3 := d[j], d[4+j], d[8+j], d[12+j]
+		t[j] = d0 - d2
+		t[4+j] = d1 + d2
+		t[8+j] = d2 - d1
+		t[12+j] = d1 - d3
+	}
+	for i := range 4 { // (Bᵀ d) B, row by row
+		r := t[i*4 : i*4+4 : i*4+4]
+		o := v[i*4 : i*4+4 : i*4+4]
+		o[0] = r[0] - r[2]
+		o[1] = r[1] + r[2]
+		o[2] = r[2] - r[1]
+		o[3] = r[1] - r[3]
+	}
+}
+
+// winoOutput2 sets y = Aᵀ m A, the 2×2 output tile of the 4×4 product m.
+func winoOutput2(y, m []float32) {
+	y, m = y[:4], m[:16]
+	var t [8]float32
+	for j := range 4 { // Aᵀ m, column by column
+		m0, m1, m2, m3 := m[j], m[4+j], m[8+j], m[12+j]
+		t[j] = m0 + m1 + m2
+		t[4+j] = m1 - m2 - m3
+	}
+	for i := range 2 { // (Aᵀ m) A, row by row
+		r := t[i*4 : i*4+4 : i*4+4]
+		y[i*2] = r[0] + r[1] + r[2]
+		y[i*2+1] = r[1] - r[2] - r[3]
+	}
+}
+
 // winoStride pads the distance between the blocks of two positions to an
-// odd number of cache lines: the transforms read or write all 36 positions
+// odd number of cache lines: the transforms read or write all positions
 // of a tile at once, and at a distance of a multiple of 4 KB they would all
 // fall in one set of the L1 cache, evicting one another.
 func winoStride(n int) int {
@@ -202,6 +282,7 @@ const winoVBudget = 6 << 20
 // t of the call is tile (t mod tW, t/tW mod tH) of image t/(tH·tW).
 type winoTask struct {
 	c          *Conv
+	a          *winoAlgo
 	u          *winoWeights
 	x, y, bias []float32
 	epi        ConvEpilogue
@@ -226,14 +307,14 @@ type winoTask struct {
 
 var winoTaskPool = sync.Pool{New: func() any { return new(winoTask) }}
 
-// winoScratch is one worker's buffers: the products M of one task (36 ×
+// winoScratch is one worker's buffers: the products M of one task (p² ×
 // ob × tb·nr values), and the vector transforms' tables and tiles.
 type winoScratch struct {
 	m         []float32
-	idx, mask [winoN * 8]int32
-	tmp       [winoN * 8]float32
-	out       []float32 // winoOutRows × 8 tiles × 16 outputs
-	offs      [8]int    // eight tiles' offsets in y (winoStoreAVX2)
+	idx, mask [winoMaxN * 8]int32
+	tmp       [winoMaxN * 8]float32
+	out       []float32 // winoOutRows × 8 tiles × tile² outputs
+	offs      [8]int    // eight tiles' offsets in y (storeAVX2)
 	zero      []float32 // a bias of zeros
 }
 
@@ -252,17 +333,18 @@ func (t *winoTask) vector() bool {
 
 var winoScratchPool = sync.Pool{New: func() any { return new(winoScratch) }}
 
-// forwardWinograd is Forward for a 3×3, stride-1, padding-1 convolution.
-func (c *Conv) forwardWinograd(y, x []float32, batch, h, w int, bias []float32, epi ConvEpilogue) {
-	u := c.winoWeights()
+// forwardWinograd is Forward for a 3×3, stride-1, padding-1 convolution
+// by algorithm a.
+func (c *Conv) forwardWinograd(a *winoAlgo, y, x []float32, batch, h, w int, bias []float32, epi ConvEpilogue) {
+	u := c.winoWeights(a)
 	mr, nr := c.kern.mr, c.kern.nr
 	t := winoTaskPool.Get().(*winoTask)
 	v := t.v
-	*t = winoTask{c: c, u: u, x: x, y: y, bias: bias, epi: epi, batch: batch, h: h, w: w,
-		tH: (h + winoTile - 1) / winoTile, tW: (w + winoTile - 1) / winoTile}
+	*t = winoTask{c: c, a: a, u: u, x: x, y: y, bias: bias, epi: epi, batch: batch, h: h, w: w,
+		tH: (h + a.tile - 1) / a.tile, tW: (w + a.tile - 1) / a.tile}
 	tiles := batch * t.tH * t.tW
 	workers := Workers()
-	chunkPan := max(1, winoVBudget/(4*winoN*c.In*nr))
+	chunkPan := max(1, winoVBudget/(4*a.n*c.In*nr))
 	if workers > 1 {
 		chunkPan = max(chunkPan, 2*workers)
 	}
@@ -271,10 +353,10 @@ func (c *Conv) forwardWinograd(y, x []float32, batch, h, w int, bias []float32, 
 		t.t0, t.tn = t0, min(chunkPan*nr, tiles-t0)
 		t.nPan = (t.tn + nr - 1) / nr
 		t.vStride = winoStride(c.In * t.nPan * nr)
-		if need := winoN * t.vStride; cap(v) < need {
+		if need := a.n * t.vStride; cap(v) < need {
 			v = make([]float32, need)
 		}
-		t.v = v[:winoN*t.vStride]
+		t.v = v[:a.n*t.vStride]
 		// Input transform: a task per panel.
 		t.transform = true
 		t.tasks = t.nPan
@@ -344,14 +426,16 @@ func (t *winoTask) inputPanel(jp int) {
 	in, kc := c.In, t.u.kc
 	hw := t.h * t.w
 	vStride := t.vStride
-	var d, tv [winoN]float32
+	a := t.a
+	pt, n := a.patch, a.n
+	var d, tv [winoMaxN]float32
 	for j := range nr {
 		tile := jp*nr + j
 		if tile >= t.tn {
 			// Padding columns of the last panel: zero.
 			for ci := range in {
 				off := t.vOffset(ci, jp, j, kc)
-				for xi := range winoN {
+				for xi := range n {
 					t.v[xi*vStride+off] = 0
 				}
 			}
@@ -359,31 +443,31 @@ func (t *winoTask) inputPanel(jp int) {
 		}
 		g := t.t0 + tile
 		b, p := g/(t.tH*t.tW), g%(t.tH*t.tW)
-		iy0, ix0 := p/t.tW*winoTile-1, p%t.tW*winoTile-1
-		inside := iy0 >= 0 && ix0 >= 0 && iy0+winoPatch <= t.h && ix0+winoPatch <= t.w
+		iy0, ix0 := p/t.tW*a.tile-1, p%t.tW*a.tile-1
+		inside := iy0 >= 0 && ix0 >= 0 && iy0+pt <= t.h && ix0+pt <= t.w
 		for ci := range in {
 			plane := t.x[(b*in+ci)*hw:][:hw]
 			if inside {
-				for r := range winoPatch {
-					row := plane[(iy0+r)*t.w+ix0:][:winoPatch]
-					copy(d[r*winoPatch:r*winoPatch+winoPatch], row)
+				for r := range pt {
+					row := plane[(iy0+r)*t.w+ix0:][:pt]
+					copy(d[r*pt:r*pt+pt], row)
 				}
 			} else {
-				for r := range winoPatch {
+				for r := range pt {
 					iy := iy0 + r
-					for s := range winoPatch {
+					for s := range pt {
 						ix := ix0 + s
 						if iy < 0 || iy >= t.h || ix < 0 || ix >= t.w {
-							d[r*winoPatch+s] = 0
+							d[r*pt+s] = 0
 						} else {
-							d[r*winoPatch+s] = plane[iy*t.w+ix]
+							d[r*pt+s] = plane[iy*t.w+ix]
 						}
 					}
 				}
 			}
-			winoInput(&tv, &d)
+			a.input(tv[:n], d[:n])
 			off := t.vOffset(ci, jp, j, kc)
-			for xi, val := range tv {
+			for xi, val := range tv[:n] {
 				t.v[xi*vStride+off] = val
 			}
 		}
@@ -400,7 +484,7 @@ func (t *winoTask) vOffset(ci, jp, j, kc int) int {
 }
 
 // product computes the output rows r0…r1-1 (a multiple of mr apart, rows
-// past Out are padding) of the tiles in panels p0…p1-1: the 36 products
+// past Out are padding) of the tiles in panels p0…p1-1: the p² products
 // into s.m, then the output transform into y.
 func (t *winoTask) product(s *winoScratch, p0, p1, r0, r1 int) {
 	c := t.c
@@ -411,13 +495,13 @@ func (t *winoTask) product(s *winoScratch, p0, p1, r0, r1 int) {
 	cols := (p1 - p0) * nr
 	mLen := r1 - r0
 	mStride := winoStride(mLen * cols)
-	if need := winoN * mStride; cap(s.m) < need {
+	if need := t.a.n * mStride; cap(s.m) < need {
 		s.m = make([]float32, need)
 	}
-	m := s.m[:winoN*mStride]
+	m := s.m[:t.a.n*mStride]
 	vStride := t.vStride
 	uStride := rows * in
-	for xi := range winoN {
+	for xi := range t.a.n {
 		mx := m[xi*mStride:]
 		for pc := 0; pc < in; pc += kc {
 			kcLen := min(kc, in-pc)
@@ -443,7 +527,7 @@ func (t *winoTask) product(s *winoScratch, p0, p1, r0, r1 int) {
 }
 
 // inputPanelAVX2 is inputPanel eight tiles at a time: for each group of
-// eight columns, a table of the 36 patch elements' offsets in x (relative
+// eight columns, a table of the p² patch elements' offsets in x (relative
 // to the channel) and of which fall inside the image, then the gathers
 // and transforms of every channel in assembly.
 func (t *winoTask) inputPanelAVX2(s *winoScratch, jp int) {
@@ -451,11 +535,13 @@ func (t *winoTask) inputPanelAVX2(s *winoScratch, jp int) {
 	nr := c.kern.nr
 	in, kc := c.In, t.u.kc
 	hw := t.h * t.w
+	a := t.a
+	pt := a.patch
 	for j0 := 0; j0 < nr; j0 += 8 {
 		for l := range 8 {
 			tile := jp*nr + j0 + l
 			if tile >= t.tn {
-				for q := range winoN {
+				for q := range a.n {
 					s.mask[q*8+l] = 0
 					s.idx[q*8+l] = 0
 				}
@@ -463,13 +549,13 @@ func (t *winoTask) inputPanelAVX2(s *winoScratch, jp int) {
 			}
 			g := t.t0 + tile
 			b, p := g/(t.tH*t.tW), g%(t.tH*t.tW)
-			iy0, ix0 := p/t.tW*winoTile-1, p%t.tW*winoTile-1
+			iy0, ix0 := p/t.tW*a.tile-1, p%t.tW*a.tile-1
 			base := b*in*hw + iy0*t.w + ix0
-			for r := range winoPatch {
+			for r := range pt {
 				iy := iy0 + r
-				for k := range winoPatch {
+				for k := range pt {
 					ix := ix0 + k
-					q := (r*winoPatch+k)*8 + l
+					q := (r*pt+k)*8 + l
 					s.idx[q] = int32(base + r*t.w + k)
 					s.mask[q] = 0
 					if iy >= 0 && iy < t.h && ix >= 0 && ix < t.w {
@@ -480,7 +566,7 @@ func (t *winoTask) inputPanelAVX2(s *winoScratch, jp int) {
 		}
 		for pc := 0; pc < in; pc += kc {
 			kcLen := min(kc, in-pc)
-			winoInputAVX2(&t.x[pc*hw], hw, kcLen, &s.idx[0], &s.mask[0], &s.tmp[0],
+			a.inputAVX2(&t.x[pc*hw], hw, kcLen, &s.idx[0], &s.mask[0], &s.tmp[0],
 				&t.v[pc*t.nPan*nr+jp*kcLen*nr+j0], t.vStride, nr)
 		}
 	}
@@ -507,45 +593,43 @@ func (t *winoTask) outputAVX2(s *winoScratch, m []float32, stride, p0, r0, r1, c
 		}
 		bias = s.zero
 	}
-	if len(s.out) < winoOutRows*16*8 {
-		s.out = make([]float32, winoOutRows*16*8)
+	a := t.a
+	tl, t2 := a.tile, a.tile*a.tile
+	if len(s.out) < winoOutRows*8*t2 {
+		s.out = make([]float32, winoOutRows*8*t2)
 	}
 	first := t.t0 + p0*nr
 	last := min(t.t0+t.tn, first+cols)
 	for j0 := 0; j0 < cols && first+j0 < last; j0 += 8 {
 		// Eight whole tiles and no residual: stored by the assembly.
-		whole := !residual && last-first-j0 >= 8
+		whole := a.storeAVX2 != nil && !residual && last-first-j0 >= 8
 		for l := 0; whole && l < 8; l++ {
 			g := first + j0 + l
 			b, p := g/(t.tH*t.tW), g%(t.tH*t.tW)
-			oy0, ox0 := p/t.tW*winoTile, p%t.tW*winoTile
-			whole = oy0+winoTile <= oh && ox0+winoTile <= ow
+			oy0, ox0 := p/t.tW*tl, p%t.tW*tl
+			whole = oy0+tl <= oh && ox0+tl <= ow
 			s.offs[l] = b*c.Out*n + oy0*ow + ox0
 		}
 		if whole && !winoNoStore {
-			winoStoreAVX2(&m[j0], stride, cols, r1-r0, &s.tmp[0], &t.y[r0*n], &s.offs[0], n, ow, &bias[r0], lo)
+			a.storeAVX2(&m[j0], stride, cols, r1-r0, &s.tmp[0], &t.y[r0*n], &s.offs[0], n, ow, &bias[r0], lo)
 			continue
 		}
 		for o0 := r0; o0 < r1; o0 += winoOutRows {
 			rows := min(winoOutRows, r1-o0)
-			winoOutputAVX2(&m[(o0-r0)*cols+j0], stride, cols, rows, &s.tmp[0], &s.out[0], &bias[o0], lo)
+			a.outputAVX2(&m[(o0-r0)*cols+j0], stride, cols, rows, &s.tmp[0], &s.out[0], &bias[o0], lo)
 			for l := range min(8, last-first-j0) {
 				g := first + j0 + l
 				b, p := g/(t.tH*t.tW), g%(t.tH*t.tW)
-				oy0, ox0 := p/t.tW*winoTile, p%t.tW*winoTile
-				ni, nk := min(winoTile, oh-oy0), min(winoTile, ow-ox0)
+				oy0, ox0 := p/t.tW*tl, p%t.tW*tl
+				ni, nk := min(tl, oh-oy0), min(tl, ow-ox0)
 				for o := o0; o < o0+rows; o++ {
-					src := s.out[(o-o0)*128+l*16:][:16]
+					src := s.out[((o-o0)*8+l)*t2:][:t2]
 					plane := t.y[(b*c.Out+o)*n:][:n]
 					for i := range ni {
 						dst := plane[(oy0+i)*ow+ox0:][:nk]
-						row := src[i*4 : i*4+4]
+						row := src[i*tl : i*tl+tl]
 						if !residual {
-							if nk == winoTile {
-								*(*[4]float32)(dst) = *(*[4]float32)(row)
-							} else {
-								copy(dst, row)
-							}
+							copy(dst, row)
 							continue
 						}
 						for k := range dst {
@@ -563,7 +647,7 @@ func (t *winoTask) outputAVX2(s *winoScratch, m []float32, stride, p0, r0, r1, c
 }
 
 // output applies the output transform, bias and epilogue to the products m
-// (36 × mLen × cols, rows from r0, columns from panel p0) and stores the
+// (p² × mLen × cols, rows from r0, columns from panel p0) and stores the
 // tiles' valid outputs for channels r0…r1-1 into y.
 func (t *winoTask) output(m []float32, stride, p0, r0, r1, cols int) {
 	c := t.c
@@ -572,7 +656,9 @@ func (t *winoTask) output(m []float32, stride, p0, r0, r1, cols int) {
 	n := oh * ow
 	residual := t.epi == ConvResidualReLU
 	relu := t.epi != ConvBias
-	var mv [winoN]float32
+	a := t.a
+	tl := a.tile
+	var mv [winoMaxN]float32
 	var yv [16]float32
 	first := t.t0 + p0*nr
 	last := min(t.t0+t.tn, first+cols)
@@ -584,17 +670,17 @@ func (t *winoTask) output(m []float32, stride, p0, r0, r1, cols int) {
 		row := m[(o-r0)*cols:]
 		for g := first; g < last; g++ {
 			j := g - first
-			for xi := range winoN {
+			for xi := range a.n {
 				mv[xi] = row[xi*stride+j]
 			}
-			winoOutput(&yv, &mv)
+			a.output(yv[:tl*tl], mv[:a.n])
 			b, p := g/(t.tH*t.tW), g%(t.tH*t.tW)
-			oy0, ox0 := p/t.tW*winoTile, p%t.tW*winoTile
+			oy0, ox0 := p/t.tW*tl, p%t.tW*tl
 			plane := t.y[(b*c.Out+o)*n:][:n]
-			for i := range min(winoTile, oh-oy0) {
+			for i := range min(tl, oh-oy0) {
 				dst := plane[(oy0+i)*ow+ox0:]
-				for k := range min(winoTile, ow-ox0) {
-					v := yv[i*4+k] + bv
+				for k := range min(tl, ow-ox0) {
+					v := yv[i*tl+k] + bv
 					if residual {
 						v += dst[k]
 					}

@@ -6,10 +6,16 @@ package kernels
 const winoAsm = true
 
 //go:noescape
-func winoInputAVX2(x *float32, hw, nch int, idx, mask *int32, tmp, v *float32, vstride, vstep int)
+func winoInput4AVX2(x *float32, hw, nch int, idx, mask *int32, tmp, v *float32, vstride, vstep int)
 
 //go:noescape
-func winoOutputAVX2(m *float32, mstride, mrow, nrows int, tmp, out, bias *float32, lo float32)
+func winoOutput4AVX2(m *float32, mstride, mrow, nrows int, tmp, out, bias *float32, lo float32)
 
 //go:noescape
-func winoStoreAVX2(m *float32, mstride, mrow, nrows int, tmp, y *float32, offs *int, plane, ow int, bias *float32, lo float32)
+func winoStore4AVX2(m *float32, mstride, mrow, nrows int, tmp, y *float32, offs *int, plane, ow int, bias *float32, lo float32)
+
+//go:noescape
+func winoInput2AVX2(x *float32, hw, nch int, idx, mask *int32, tmp, v *float32, vstride, vstep int)
+
+//go:noescape
+func winoOutput2AVX2(m *float32, mstride, mrow, nrows int, tmp, out, bias *float32, lo float32)
