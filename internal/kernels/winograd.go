@@ -442,8 +442,8 @@ func (t *winoTask) inputPanel(jp int) {
 			continue
 		}
 		g := t.t0 + tile
-		b, p := g/(t.tH*t.tW), g%(t.tH*t.tW)
-		iy0, ix0 := p/t.tW*a.tile-1, p%t.tW*a.tile-1
+		b, oy0, ox0 := t.tileAt(g)
+		iy0, ix0 := oy0-1, ox0-1
 		inside := iy0 >= 0 && ix0 >= 0 && iy0+pt <= t.h && ix0+pt <= t.w
 		for ci := range in {
 			plane := t.x[(b*in+ci)*hw:][:hw]
@@ -472,6 +472,13 @@ func (t *winoTask) inputPanel(jp int) {
 			}
 		}
 	}
+}
+
+// tileAt returns the image of tile g of the call and the position of the
+// tile's first output in it.
+func (t *winoTask) tileAt(g int) (b, oy, ox int) {
+	b, p := g/(t.tH*t.tW), g%(t.tH*t.tW)
+	return b, p / t.tW * t.a.tile, p % t.tW * t.a.tile
 }
 
 // vOffset is the offset within a position's block of v of input channel ci
@@ -548,8 +555,8 @@ func (t *winoTask) inputPanelAVX2(s *winoScratch, jp int) {
 				continue
 			}
 			g := t.t0 + tile
-			b, p := g/(t.tH*t.tW), g%(t.tH*t.tW)
-			iy0, ix0 := p/t.tW*a.tile-1, p%t.tW*a.tile-1
+			b, oy0, ox0 := t.tileAt(g)
+			iy0, ix0 := oy0-1, ox0-1
 			base := b*in*hw + iy0*t.w + ix0
 			for r := range pt {
 				iy := iy0 + r
@@ -605,8 +612,7 @@ func (t *winoTask) outputAVX2(s *winoScratch, m []float32, stride, p0, r0, r1, c
 		whole := a.storeAVX2 != nil && !residual && last-first-j0 >= 8
 		for l := 0; whole && l < 8; l++ {
 			g := first + j0 + l
-			b, p := g/(t.tH*t.tW), g%(t.tH*t.tW)
-			oy0, ox0 := p/t.tW*tl, p%t.tW*tl
+			b, oy0, ox0 := t.tileAt(g)
 			whole = oy0+tl <= oh && ox0+tl <= ow
 			s.offs[l] = b*c.Out*n + oy0*ow + ox0
 		}
@@ -619,8 +625,7 @@ func (t *winoTask) outputAVX2(s *winoScratch, m []float32, stride, p0, r0, r1, c
 			a.outputAVX2(&m[(o0-r0)*cols+j0], stride, cols, rows, &s.tmp[0], &s.out[0], &bias[o0], lo)
 			for l := range min(8, last-first-j0) {
 				g := first + j0 + l
-				b, p := g/(t.tH*t.tW), g%(t.tH*t.tW)
-				oy0, ox0 := p/t.tW*tl, p%t.tW*tl
+				b, oy0, ox0 := t.tileAt(g)
 				ni, nk := min(tl, oh-oy0), min(tl, ow-ox0)
 				for o := o0; o < o0+rows; o++ {
 					src := s.out[((o-o0)*8+l)*t2:][:t2]
@@ -674,8 +679,7 @@ func (t *winoTask) output(m []float32, stride, p0, r0, r1, cols int) {
 				mv[xi] = row[xi*stride+j]
 			}
 			a.output(yv[:tl*tl], mv[:a.n])
-			b, p := g/(t.tH*t.tW), g%(t.tH*t.tW)
-			oy0, ox0 := p/t.tW*tl, p%t.tW*tl
+			b, oy0, ox0 := t.tileAt(g)
 			plane := t.y[(b*c.Out+o)*n:][:n]
 			for i := range min(tl, oh-oy0) {
 				dst := plane[(oy0+i)*ow+ox0:]
