@@ -32,9 +32,6 @@ type winoAlgo struct {
 	tile, patch, n int // m, p = m+2, p²
 	// g is G, patch×3.
 	g [][3]float64
-	// input sets v = Bᵀ d B and output y = Aᵀ m A (row-major, scalar).
-	input  func(v, d []float32)
-	output func(y, m []float32)
 	// inputAVX2, outputAVX2 and storeAVX2 (nil: none) are the assembly
 	// transforms, eight tiles at a time (see gen/winograd.go).
 	inputAVX2  func(x *float32, hw, nch int, idx, mask *int32, tmp, v *float32, vstride, vstep int)
@@ -52,7 +49,6 @@ var (
 			{1.0 / 24, -1.0 / 12, 1.0 / 6},
 			{0, 0, 1},
 		},
-		input: winoInput4, output: winoOutput4,
 		inputAVX2: winoInput4AVX2, outputAVX2: winoOutput4AVX2, storeAVX2: winoStore4AVX2}
 	winoF2 = &winoAlgo{tile: 2, patch: 4, n: 16,
 		g: [][3]float64{
@@ -61,7 +57,6 @@ var (
 			{0.5, -0.5, 0.5},
 			{0, 0, 1},
 		},
-		input: winoInput2, output: winoOutput2,
 		inputAVX2: winoInput2AVX2, outputAVX2: winoOutput2AVX2}
 )
 
@@ -160,6 +155,25 @@ func (c *Conv) weight(o, p int) float32 {
 	pc := p / c.kc * c.kc
 	kcLen := min(c.kc, kk-pc)
 	return c.a[pc*c.mPanels*mr+(o/mr)*kcLen*mr+(p-pc)*mr+o%mr]
+}
+
+// input sets v = Bᵀ d B and output y = Aᵀ m A (row-major, scalar). They
+// call the transforms directly, not through function values, so that the
+// callers' arrays stay on the stack.
+func (a *winoAlgo) input(v, d []float32) {
+	if a.tile == 4 {
+		winoInput4(v, d)
+	} else {
+		winoInput2(v, d)
+	}
+}
+
+func (a *winoAlgo) output(y, m []float32) {
+	if a.tile == 4 {
+		winoOutput4(y, m)
+	} else {
+		winoOutput2(y, m)
+	}
 }
 
 // weight sets t = G g Gᵀ (patch×patch, row-major) for a 3×3 kernel g

@@ -11,7 +11,7 @@ func TestSteadyStateAllocs(t *testing.T) {
 		limit float64
 	}{
 		"vit": {vit(64, 64, 16, 128, 2, 2, 128, 2, 2), 0},
-		"rn":  {resnet(32, 64, [4]int{1, 1, 1, 1}, 8, 64, 1, 1), 100},
+		"rn":  {resnet(32, 64, [4]int{1, 1, 1, 1}, 8, 64, 1, 1), 0},
 	} {
 		cfg := tc.cfg
 		m, err := Random(cfg, 3)

@@ -2,6 +2,7 @@ package model
 
 import (
 	"math"
+	"sync"
 	"sync/atomic"
 
 	"github.com/goclip/goclip/internal/kernels"
@@ -63,36 +64,48 @@ func (c *Conv2d) forward(y, x []float32, batch, h, w int, epi kernels.ConvEpilog
 
 // avgPool applies AvgPool2d(k) (stride k, no padding) to x [n, h, w] planes.
 func avgPool(y, x []float32, planes, h, w, k int) (int, int) {
+	runPooled[avgPoolTask](&avgPoolPool, planes, avgPoolTask{y: y, x: x, h: h, w: w, k: k})
+	return h / k, w / k
+}
+
+// avgPoolTask is avgPool's per-plane loop (a pooled task, not a closure:
+// see tasks.go).
+type avgPoolTask struct {
+	y, x    []float32
+	h, w, k int
+}
+
+var avgPoolPool = sync.Pool{New: func() any { return new(avgPoolTask) }}
+
+func (t *avgPoolTask) RunRange(lo, hi int) {
+	h, w, k := t.h, t.w, t.k
 	oh, ow := h/k, w/k
 	inv := float32(k * k)
-	kernels.Parallel(planes, func(lo, hi int) {
-		for p := lo; p < hi; p++ {
-			src := x[p*h*w : (p+1)*h*w]
-			dst := y[p*oh*ow : (p+1)*oh*ow]
-			for oy := range oh {
-				d := dst[oy*ow : (oy+1)*ow]
-				if k == 2 {
-					// The window summed in PyTorch's order, row by row.
-					r0 := src[2*oy*w:][:2*ow]
-					r1 := src[(2*oy+1)*w:][:2*ow]
-					for ox := range d {
-						d[ox] = (r0[2*ox] + r0[2*ox+1] + r1[2*ox] + r1[2*ox+1]) / inv
-					}
-					continue
-				}
+	for p := lo; p < hi; p++ {
+		src := t.x[p*h*w : (p+1)*h*w]
+		dst := t.y[p*oh*ow : (p+1)*oh*ow]
+		for oy := range oh {
+			d := dst[oy*ow : (oy+1)*ow]
+			if k == 2 {
+				// The window summed in PyTorch's order, row by row.
+				r0 := src[2*oy*w:][:2*ow]
+				r1 := src[(2*oy+1)*w:][:2*ow]
 				for ox := range d {
-					var s float32
-					for dy := range k {
-						for dx := range k {
-							s += src[(oy*k+dy)*w+ox*k+dx]
-						}
-					}
-					d[ox] = s / inv
+					d[ox] = (r0[2*ox] + r0[2*ox+1] + r1[2*ox] + r1[2*ox+1]) / inv
 				}
+				continue
+			}
+			for ox := range d {
+				var s float32
+				for dy := range k {
+					for dx := range k {
+						s += src[(oy*k+dy)*w+ox*k+dx]
+					}
+				}
+				d[ox] = s / inv
 			}
 		}
-	})
-	return oh, ow
+	}
 }
 
 // Bottleneck is ModifiedResNet's block: 1×1, 3×3, avgpool(stride), 1×1
@@ -245,55 +258,71 @@ func (ap *AttentionPool) Forward(ar *Arena, out, x []float32, batch, hw int, tra
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	per := 2*d + seq + hd
 	scratch := ar.Get(batch * ap.Heads * per)
-	bv := ap.V.B
-	kernels.Parallel(batch*ap.Heads, func(lo, hi int) {
-		for t := lo; t < hi; t++ {
-			buf := scratch[t*per : (t+1)*per]
-			qk, pooled := buf[:d], buf[d:2*d]
-			sc, qs := buf[2*d:2*d+seq], buf[2*d+seq:]
-			b, h := t/ap.Heads, t%ap.Heads
-			qh := q[b*d+h*hd : b*d+h*hd+hd]
-			for c := range qs {
-				qs[c] = qh[c] * scale
-			}
-			// qk = Wk_hᵀ q (scaled): the query seen in token space.
-			wkh := wt.wkT[h*d*hd : (h+1)*d*hd]
-			for i := range qk {
-				qk[i] = kernels.Dot(qs, wkh[i*hd:(i+1)*hd])
-			}
-			tb := tok[b*seq*d:]
-			mx := float32(math.Inf(-1))
-			for j := range sc {
-				s := kernels.Dot(qk, tb[j*d:])
-				sc[j] = s
-				mx = max(mx, s)
-			}
-			var sum float32
-			for j := range sc {
-				sc[j] = float32(math.Exp(float64(sc[j] - mx)))
-				sum += sc[j]
-			}
-			for j := range sc {
-				sc[j] /= sum
-			}
-			// pooled = Σ_j p_j t_j, then ctx_h = Wv_h pooled + bv_h.
-			tt := tokT[b*d*seq:]
-			for i := range pooled {
-				pooled[i] = kernels.Dot(sc, tt[i*seq:])
-			}
-			o := ctx[b*d+h*hd : b*d+h*hd+hd]
-			for c := range o {
-				o[c] = kernels.Dot(pooled, wt.wv[(h*hd+c)*d:])
-				if bv != nil {
-					o[c] += bv[h*hd+c]
-				}
-			}
-		}
-	})
+	runPooled[poolTask](&poolTaskPool, batch*ap.Heads, poolTask{scratch: scratch, q: q, tok: tok, tokT: tokT, ctx: ctx,
+		wt: wt, bv: ap.V.B, d: d, hd: hd, seq: seq, heads: ap.Heads, per: per, scale: scale})
 	if trace != nil {
 		trace("visual/pooled", ctx, []int{batch, d})
 	}
 	ap.C.Forward(out, ctx, batch)
+}
+
+// poolTask is AttentionPool.Forward's per-(image, head) loop (a pooled
+// task, not a closure: see tasks.go).
+type poolTask struct {
+	scratch, q, tok, tokT, ctx []float32
+	wt                         *poolWeights
+	bv                         []float32
+	d, hd, seq, heads, per     int
+	scale                      float32
+}
+
+var poolTaskPool = sync.Pool{New: func() any { return new(poolTask) }}
+
+func (pt *poolTask) RunRange(lo, hi int) {
+	d, hd, seq, per, scale := pt.d, pt.hd, pt.seq, pt.per, pt.scale
+	wt, bv := pt.wt, pt.bv
+	for t := lo; t < hi; t++ {
+		buf := pt.scratch[t*per : (t+1)*per]
+		qk, pooled := buf[:d], buf[d:2*d]
+		sc, qs := buf[2*d:2*d+seq], buf[2*d+seq:]
+		b, h := t/pt.heads, t%pt.heads
+		qh := pt.q[b*d+h*hd : b*d+h*hd+hd]
+		for c := range qs {
+			qs[c] = qh[c] * scale
+		}
+		// qk = Wk_hᵀ q (scaled): the query seen in token space.
+		wkh := wt.wkT[h*d*hd : (h+1)*d*hd]
+		for i := range qk {
+			qk[i] = kernels.Dot(qs, wkh[i*hd:(i+1)*hd])
+		}
+		tb := pt.tok[b*seq*d:]
+		mx := float32(math.Inf(-1))
+		for j := range sc {
+			s := kernels.Dot(qk, tb[j*d:])
+			sc[j] = s
+			mx = max(mx, s)
+		}
+		var sum float32
+		for j := range sc {
+			sc[j] = float32(math.Exp(float64(sc[j] - mx)))
+			sum += sc[j]
+		}
+		for j := range sc {
+			sc[j] /= sum
+		}
+		// pooled = Σ_j p_j t_j, then ctx_h = Wv_h pooled + bv_h.
+		tt := pt.tokT[b*d*seq:]
+		for i := range pooled {
+			pooled[i] = kernels.Dot(sc, tt[i*seq:])
+		}
+		o := pt.ctx[b*d+h*hd : b*d+h*hd+hd]
+		for c := range o {
+			o[c] = kernels.Dot(pooled, wt.wv[(h*hd+c)*d:])
+			if bv != nil {
+				o[c] += bv[h*hd+c]
+			}
+		}
+	}
 }
 
 // ModifiedResNet is OpenAI's ResNet image tower: a 3-conv stem with average
@@ -384,30 +413,33 @@ func (r *ModifiedResNet) early(ar *Arena, dst, pixels []float32, batch int, trac
 	if trace != nil {
 		trace("visual/stem", x, []int{batch, ch, h, w})
 	}
-	blocks := []*Bottleneck{}
-	for _, layer := range r.Layers[:min(earlyStages, len(r.Layers))] {
+	layers := r.Layers[:min(earlyStages, len(r.Layers))]
+	// The last block that changes shape writes into dst; the identity
+	// blocks after it update dst in place.
+	lastL, lastB := -1, -1
+	for li, layer := range layers {
 		for bi := range layer {
-			blocks = append(blocks, &layer[bi])
-		}
-	}
-	for bi, blk := range blocks {
-		y := x // an identity block updates x in place
-		if blk.Down != nil {
-			// The last block that changes shape writes into dst; the
-			// identity blocks after it update dst in place.
-			y = dst
-			for _, later := range blocks[bi+1:] {
-				if later.Down != nil {
-					oh, ow := h/blk.Stride, w/blk.Stride
-					y = ar.Get(bufSize(blk.Conv3.Out, oh, ow))
-					break
-				}
+			if layer[bi].Down != nil {
+				lastL, lastB = li, bi
 			}
 		}
-		h, w = blk.Forward(ar, y, x, batch, h, w)
-		x, ch = y, blk.Conv3.Out
-		if trace != nil && bi == 0 {
-			trace("visual/layer1.0", x, []int{batch, ch, h, w})
+	}
+	for li, layer := range layers {
+		for bi := range layer {
+			blk := &layer[bi]
+			y := x // an identity block updates x in place
+			if blk.Down != nil {
+				y = dst
+				if li != lastL || bi != lastB {
+					oh, ow := h/blk.Stride, w/blk.Stride
+					y = ar.Get(bufSize(blk.Conv3.Out, oh, ow))
+				}
+			}
+			h, w = blk.Forward(ar, y, x, batch, h, w)
+			x, ch = y, blk.Conv3.Out
+			if trace != nil && li == 0 && bi == 0 {
+				trace("visual/layer1.0", x, []int{batch, ch, h, w})
+			}
 		}
 	}
 	if &x[0] != &dst[0] {
