@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"sync"
 	"testing"
 )
 
@@ -336,6 +337,42 @@ func TestWinogradAlgo(t *testing.T) {
 		}
 		if tile != c.tile {
 			t.Errorf("%+v: F(%d×%d) taken (0: direct)", c, tile, tile)
+		}
+	}
+}
+
+// TestWinogradConcurrentFirstUse runs a fresh convolution from several
+// goroutines at once, so that they race to transform its weights (one
+// does, the others wait), and checks every result against a sequential
+// run; under -race (.ci/run) it also checks the transform's publication.
+func TestWinogradConcurrentFirstUse(t *testing.T) {
+	r := rand.New(rand.NewPCG(10, 11))
+	const batch, in, out, hw = 2, 24, 20, 16
+	w := randSlice(r, out*in*9)
+	x := randSlice(r, batch*in*hw*hw)
+	want := make([]float32, batch*out*hw*hw)
+	PackConv(w, out, in, 3, 1, 1).Forward(want, x, batch, hw, hw, nil, ConvBiasReLU)
+	pc := PackConv(w, out, in, 3, 1, 1)
+	if pc.winoAlgo(hw, hw) == nil {
+		t.Fatal("Winograd path not taken")
+	}
+	const n = 4
+	got := make([][]float32, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		got[i] = make([]float32, len(want))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pc.Forward(got[i], x, batch, hw, hw, nil, ConvBiasReLU)
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		for k := range want {
+			if math.Float32bits(got[i][k]) != math.Float32bits(want[k]) {
+				t.Fatalf("goroutine %d: [%d] = %g, want %g", i, k, got[i][k], want[k])
+			}
 		}
 	}
 }
