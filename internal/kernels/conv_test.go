@@ -376,3 +376,32 @@ func TestWinogradConcurrentFirstUse(t *testing.T) {
 		}
 	}
 }
+
+// TestWinogradWeight checks each algorithm's written-out weight transform
+// against G g Gᵀ computed from its matrix G.
+func TestWinogradWeight(t *testing.T) {
+	r := rand.New(rand.NewPCG(12, 13))
+	for _, a := range []*winoAlgo{winoF4, winoF2} {
+		for range 20 {
+			var g [9]float64
+			for i := range g {
+				g[i] = r.NormFloat64()
+			}
+			got := make([]float64, a.n)
+			a.weight(got, &g)
+			for i := range a.patch {
+				for j := range a.patch {
+					var want float64
+					for k := range 3 {
+						for l := range 3 {
+							want += a.g[i][k] * g[k*3+l] * a.g[j][l]
+						}
+					}
+					if d := math.Abs(got[i*a.patch+j] - want); d > 1e-12*(1+math.Abs(want)) {
+						t.Fatalf("F(%d): U[%d][%d] = %v, want %v", a.tile, i, j, got[i*a.patch+j], want)
+					}
+				}
+			}
+		}
+	}
+}

@@ -30,7 +30,8 @@ import (
 // winoAlgo is one F(m×m, 3×3) algorithm.
 type winoAlgo struct {
 	tile, patch, n int // m, p = m+2, p²
-	// g is G, patch×3.
+	// g is G, patch×3 (weight applies it; TestWinogradWeight checks the
+	// two agree).
 	g [][3]float64
 	// inputAVX2, outputAVX2 and storeAVX2 (nil: none) are the assembly
 	// transforms, eight tiles at a time (see gen/winograd.go).
@@ -177,19 +178,46 @@ func (a *winoAlgo) output(y, m []float32) {
 }
 
 // weight sets t = G g Gᵀ (patch×patch, row-major) for a 3×3 kernel g
-// (row-major), in float64.
+// (row-major), in float64: G's rows applied to g's columns, then to the
+// rows of the result (both 1-D steps written out, as the input and
+// output transforms are).
 func (a *winoAlgo) weight(t []float64, g *[9]float64) {
-	var gg [6][3]float64 // G g
-	for i := range a.patch {
+	var gg [18]float64 // G g, patch×3
+	if a.tile == 4 {
 		for j := range 3 {
-			gg[i][j] = a.g[i][0]*g[j] + a.g[i][1]*g[3+j] + a.g[i][2]*g[6+j]
+			winoWeight4(gg[j:], 3, g[j], g[3+j], g[6+j])
 		}
-	}
-	for i := range a.patch {
-		for j := range a.patch {
-			t[i*a.patch+j] = gg[i][0]*a.g[j][0] + gg[i][1]*a.g[j][1] + gg[i][2]*a.g[j][2]
+		for i := range 6 {
+			winoWeight4(t[i*6:], 1, gg[i*3], gg[i*3+1], gg[i*3+2])
 		}
+		return
 	}
+	for j := range 3 {
+		winoWeight2(gg[j:], 3, g[j], g[3+j], g[6+j])
+	}
+	for i := range 4 {
+		winoWeight2(t[i*4:], 1, gg[i*3], gg[i*3+1], gg[i*3+2])
+	}
+}
+
+// winoWeight4 sets dst[k·stride] = (G (g0, g1, g2)ᵀ)_k for F(4×4)'s G.
+func winoWeight4(dst []float64, stride int, g0, g1, g2 float64) {
+	s, d := g0+g2, g0+4*g2
+	dst[0] = g0 / 4
+	dst[stride] = -(s + g1) / 6
+	dst[2*stride] = -(s - g1) / 6
+	dst[3*stride] = (d + 2*g1) / 24
+	dst[4*stride] = (d - 2*g1) / 24
+	dst[5*stride] = g2
+}
+
+// winoWeight2 sets dst[k·stride] = (G (g0, g1, g2)ᵀ)_k for F(2×2)'s G.
+func winoWeight2(dst []float64, stride int, g0, g1, g2 float64) {
+	s := g0 + g2
+	dst[0] = g0
+	dst[stride] = (s + g1) / 2
+	dst[2*stride] = (s - g1) / 2
+	dst[3*stride] = g2
 }
 
 // winoInput4 sets v = Bᵀ d B for a 6×6 input patch d (row-major).
