@@ -16,8 +16,11 @@ import (
 // (16-wide runs of an input row where it can, a gather otherwise), and the
 // bias, ReLU and a residual add are applied to each finished block while
 // it is in cache. Work is split into (output-channel block, pixel block)
-// tasks that the pool's workers take in turn. A Conv is read-only after
-// PackConv and safe for concurrent use.
+// tasks that the pool's workers take in turn. 3×3 convolutions of stride
+// 1 and padding 1 on large enough maps are computed by Winograd's
+// algorithm instead (see winograd.go). A Conv is read-only after PackConv
+// (but for the Winograd weights it adds on first use, once) and safe for
+// concurrent use.
 type Conv struct {
 	In, Out, K, Stride, Pad int
 
@@ -86,6 +89,8 @@ func (c *Conv) OutSize(n int) int { return (n+2*c.Pad-c.K)/c.Stride + 1 }
 
 // Forward convolves x [batch, In, h, w] into y [batch, Out, oh, ow] (both
 // NCHW), adds bias [Out] (nil: none) and applies epi. It returns oh, ow.
+// The algorithm (direct, Winograd F(4×4) or F(2×2)) depends on the shape
+// of one image, not on batch.
 // y must not overlap x. It panics if a slice is too short.
 func (c *Conv) Forward(y, x []float32, batch, h, w int, bias []float32, epi ConvEpilogue) (oh, ow int) {
 	oh, ow = c.OutSize(h), c.OutSize(w)
