@@ -240,7 +240,10 @@ func TestWinograd(t *testing.T) {
 			pc := PackConv(c.w9, c.out, c.in, 3, 1, 1)
 			a := pc.winoAlgo(c.h, c.w)
 			if a == nil {
-				t.Fatalf("%dx%d: Winograd path not taken", c.h, c.w)
+				if winoVector(pc.kern) || pc.kern == goKernel || min(c.in, c.out) >= winoScalarMinChannels {
+					t.Fatalf("%dx%d: Winograd path not taken", c.h, c.w)
+				}
+				continue // too few channels for scalar transforms here
 			}
 			for _, epi := range []ConvEpilogue{ConvBias, ConvBiasReLU, ConvResidualReLU} {
 				name := fmt.Sprintf("F(%d)/batch=%d in=%d %dx%d out=%d/epi=%d", a.tile, c.batch, c.in, c.h, c.w, c.out, epi)
@@ -330,13 +333,29 @@ func TestWinogradAlgo(t *testing.T) {
 		{3, 1, 0, 56, 56, 0},
 		{5, 1, 2, 56, 56, 0},
 	} {
-		pc := PackConv(make([]float32, 2*2*c.k*c.k), 2, 2, c.k, c.stride, c.pad)
+		// 256 channels: enough for any kernel's transforms.
+		pc := PackConv(make([]float32, 256*256*c.k*c.k), 256, 256, c.k, c.stride, c.pad)
 		tile := 0
 		if a := pc.winoAlgo(c.h, c.w); a != nil {
 			tile = a.tile
 		}
 		if tile != c.tile {
 			t.Errorf("%+v: F(%d×%d) taken (0: direct)", c, tile, tile)
+		}
+	}
+	// An assembly product without vector transforms (arm64): Winograd
+	// only from 256 channels.
+	for _, c := range []struct{ in, out, tile int }{{64, 64, 0}, {128, 256, 0}, {256, 256, 4}, {512, 300, 4}} {
+		pc := PackConv(make([]float32, c.out*c.in*9), c.out, c.in, 3, 1, 1)
+		k := *pc.kern
+		k.simd = simdNone
+		pc.kern = &k
+		tile := 0
+		if a := pc.winoAlgo(56, 56); a != nil {
+			tile = a.tile
+		}
+		if tile != c.tile {
+			t.Errorf("scalar transforms, %d→%d channels: F(%d×%d) taken (0: direct)", c.in, c.out, tile, tile)
 		}
 	}
 }
@@ -347,7 +366,7 @@ func TestWinogradAlgo(t *testing.T) {
 // run; under -race (.ci/run) it also checks the transform's publication.
 func TestWinogradConcurrentFirstUse(t *testing.T) {
 	r := rand.New(rand.NewPCG(10, 11))
-	const batch, in, out, hw = 2, 24, 20, 16
+	const batch, in, out, hw = 1, 256, 256, 16 // 256: Winograd on every kernel
 	w := randSlice(r, out*in*9)
 	x := randSlice(r, batch*in*hw*hw)
 	want := make([]float32, batch*out*hw*hw)

@@ -96,6 +96,12 @@ func (c *Conv) winoAlgo(h, w int) *winoAlgo {
 	if c.K != 3 || c.Stride != 1 || c.Pad != 1 || winoDisabled.Load() {
 		return nil
 	}
+	if !winoVector(c.kern) && c.kern != goKernel && min(c.In, c.Out) < winoScalarMinChannels {
+		// Scalar transforms beside an assembly product (arm64): on
+		// amd64, forced so, 1.7–2.5× slower than direct at 32–64
+		// channels, even at 128, 1.35× faster at 256 and 512.
+		return nil
+	}
 	for _, a := range []*winoAlgo{winoF4, winoF2} {
 		tiles := ((h + a.tile - 1) / a.tile) * ((w + a.tile - 1) / a.tile)
 		// At least 1.6× fewer multiply-adds than the direct 9 per
@@ -369,9 +375,17 @@ const winoOutRows = 16
 
 // vector reports whether the AVX2 transforms apply: eight tiles per
 // vector, in panels of a multiple of eight, offsets within int32.
-func (t *winoTask) vector() bool {
-	return winoAsm && t.c.kern.simd >= simdAVX2 && t.c.kern.nr%8 == 0 && len(t.x) < 1<<31
+func (t *winoTask) vector() bool { return winoVector(t.c.kern) && len(t.x) < 1<<31 }
+
+// winoVector reports whether this build has vector transforms for a
+// product by kern.
+func winoVector(kern *microKernel) bool {
+	return winoAsm && kern.simd >= simdAVX2 && kern.nr%8 == 0
 }
+
+// winoScalarMinChannels is the fewest input and output channels for which
+// the scalar transforms pay beside an assembly product.
+const winoScalarMinChannels = 256
 
 var winoScratchPool = sync.Pool{New: func() any { return new(winoScratch) }}
 
