@@ -364,23 +364,55 @@ func (r *ModifiedResNet) Forward(ar *Arena, out, pixels []float32, batch int, tr
 		r.early(ar, x[b0*perOut:(b0+n)*perOut], pixels[b0*per:(b0+n)*per], n, trace)
 		ar.release(m)
 	}
-	bufSize := func(c, h, w int) int { return batch * c * h * w }
-	for li := min(earlyStages, len(r.Layers)); li < len(r.Layers); li++ {
-		for bi := range r.Layers[li] {
-			blk := &r.Layers[li][bi]
-			y := x // an identity block updates x in place
-			if blk.Down != nil {
-				oh, ow := h/blk.Stride, w/blk.Stride
-				y = ar.Get(bufSize(blk.Conv3.Out, oh, ow))
-			}
-			h, w = blk.Forward(ar, y, x, batch, h, w)
-			x, ch = y, blk.Conv3.Out
-		}
+	li0 := min(earlyStages, len(r.Layers))
+	var first Tracer // layer1.0 is traced by the run that starts with it
+	if li0 == 0 {
+		first = trace
 	}
+	x, h, w, ch = runStages(ar, r.Layers[li0:], x, nil, batch, h, w, ch, first)
 	if trace != nil {
 		trace("visual/layer4", x, []int{batch, ch, h, w})
 	}
 	r.Pool.Forward(ar, out, x, batch, h*w, trace)
+}
+
+// runStages runs the Bottleneck stages layers on x [batch, ch, h, w] and
+// returns their output and its shape: a block that changes shape writes a
+// new arena buffer, an identity block updates its input in place. With
+// dst, the output ends in dst (written by the last block that changes
+// shape, or copied). trace, if not nil, receives the first block's output
+// as "visual/layer1.0".
+func runStages(ar *Arena, layers [][]Bottleneck, x, dst []float32, batch, h, w, ch int, trace Tracer) ([]float32, int, int, int) {
+	lastL, lastB := -1, -1 // the last block that changes shape
+	for li, layer := range layers {
+		for bi := range layer {
+			if layer[bi].Down != nil {
+				lastL, lastB = li, bi
+			}
+		}
+	}
+	for li, layer := range layers {
+		for bi := range layer {
+			blk := &layer[bi]
+			y := x
+			if blk.Down != nil {
+				if dst != nil && li == lastL && bi == lastB {
+					y = dst
+				} else {
+					y = ar.Get(batch * blk.Conv3.Out * (h / blk.Stride) * (w / blk.Stride))
+				}
+			}
+			h, w = blk.Forward(ar, y, x, batch, h, w)
+			x, ch = y, blk.Conv3.Out
+			if trace != nil && li == 0 && bi == 0 {
+				trace("visual/layer1.0", x, []int{batch, ch, h, w})
+			}
+		}
+	}
+	if dst != nil && &x[0] != &dst[0] {
+		copy(dst, x[:len(dst)])
+	}
+	return x, h, w, ch
 }
 
 // earlyShape returns the size and channels of the first stage's output.
@@ -413,36 +445,5 @@ func (r *ModifiedResNet) early(ar *Arena, dst, pixels []float32, batch int, trac
 	if trace != nil {
 		trace("visual/stem", x, []int{batch, ch, h, w})
 	}
-	layers := r.Layers[:min(earlyStages, len(r.Layers))]
-	// The last block that changes shape writes into dst; the identity
-	// blocks after it update dst in place.
-	lastL, lastB := -1, -1
-	for li, layer := range layers {
-		for bi := range layer {
-			if layer[bi].Down != nil {
-				lastL, lastB = li, bi
-			}
-		}
-	}
-	for li, layer := range layers {
-		for bi := range layer {
-			blk := &layer[bi]
-			y := x // an identity block updates x in place
-			if blk.Down != nil {
-				y = dst
-				if li != lastL || bi != lastB {
-					oh, ow := h/blk.Stride, w/blk.Stride
-					y = ar.Get(bufSize(blk.Conv3.Out, oh, ow))
-				}
-			}
-			h, w = blk.Forward(ar, y, x, batch, h, w)
-			x, ch = y, blk.Conv3.Out
-			if trace != nil && li == 0 && bi == 0 {
-				trace("visual/layer1.0", x, []int{batch, ch, h, w})
-			}
-		}
-	}
-	if &x[0] != &dst[0] {
-		copy(dst, x[:len(dst)])
-	}
+	runStages(ar, r.Layers[:min(earlyStages, len(r.Layers))], x, dst, batch, h, w, ch, trace)
 }
