@@ -62,12 +62,8 @@ func PackConv(w []float32, out, in, k, stride, pad int) *Conv {
 	kern := current.Load()
 	mr := kern.mr
 	kk := in * k * k
-	// K blocks of equal depth, up to 5/4 of the kernel's: 288 = 1×288, not
-	// 256 + 32, whose short second block would cost nearly as much as the
-	// first (every block loads and stores its C tiles).
-	kBlocks := (kk + kern.kc*5/4 - 1) / (kern.kc * 5 / 4)
 	c := &Conv{In: in, Out: out, K: k, Stride: stride, Pad: pad, kern: kern,
-		kc: (kk + kBlocks - 1) / kBlocks, mPanels: (out + mr - 1) / mr}
+		kc: blockDepth(kk, kern.kc), mPanels: (out + mr - 1) / mr}
 	c.a = make([]float32, c.mPanels*mr*kk)
 	for pc := 0; pc < kk; pc += c.kc {
 		kcLen := min(c.kc, kk-pc)
@@ -82,6 +78,27 @@ func PackConv(w []float32, out, in, k, stride, pad int) *Conv {
 		}
 	}
 	return c
+}
+
+// blockDepth returns the depth of the K blocks a product of depth kk is
+// split into: blocks of equal depth, up to 5/4 of the kernel's kc: 288 =
+// 1×288, not 256 + 32, whose short second block would cost nearly as much
+// as the first (every block loads and stores its C tiles).
+func blockDepth(kk, kc int) int {
+	blocks := (kk + kc*5/4 - 1) / (kc * 5 / 4)
+	return (kk + blocks - 1) / blocks
+}
+
+// panelAt returns where element (k, lane) of a K-blocked panel layout
+// lies: for each K block of depth kc starting at pc (the last one
+// shorter), panels of width lanes, each kcLen×width values, the block's
+// panels starting at pc·panels·width. Conv's packed weight (lanes: output
+// channels, width mr) and the Winograd weights and inputs (lanes: tiles,
+// width nr) are laid out so.
+func panelAt(k, lane, kk, kc, width, panels int) int {
+	pc := k / kc * kc
+	kcLen := min(kc, kk-pc)
+	return pc*panels*width + lane/width*kcLen*width + (k-pc)*width + lane%width
 }
 
 // OutSize returns the output size along a spatial dimension of input size n.

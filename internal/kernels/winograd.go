@@ -30,6 +30,7 @@ import (
 // winoAlgo is one F(m×m, 3×3) algorithm.
 type winoAlgo struct {
 	tile, patch, n int // m, p = m+2, p²
+	slot           int // index of its weights in Conv.wino
 	// g is G, patch×3 (weight applies it; TestWinogradWeight checks the
 	// two agree).
 	g [][3]float64
@@ -51,7 +52,7 @@ var (
 			{0, 0, 1},
 		},
 		inputAVX2: winoInput4AVX2, outputAVX2: winoOutput4AVX2, storeAVX2: winoStore4AVX2}
-	winoF2 = &winoAlgo{tile: 2, patch: 4, n: 16,
+	winoF2 = &winoAlgo{tile: 2, patch: 4, n: 16, slot: 1,
 		g: [][3]float64{
 			{1, 0, 0},
 			{0.5, 0.5, 0.5},
@@ -118,16 +119,11 @@ func (c *Conv) winoAlgo(h, w int) *winoAlgo {
 // first use (kept for the Conv's lifetime: p²/9 times the direct weights'
 // size, so convolutions that never take this path never pay for it).
 func (c *Conv) winoWeights(a *winoAlgo) *winoWeights {
-	i := 0
-	if a == winoF2 {
-		i = 1
-	}
+	i := a.slot
 	c.winoOnce[i].Do(func() {
 		mr := c.kern.mr
 		in, out := c.In, c.Out
-		kc := c.kern.kc
-		kBlocks := (in + kc*5/4 - 1) / (kc * 5 / 4)
-		kc = (in + kBlocks - 1) / kBlocks
+		kc := blockDepth(in, c.kern.kc)
 		rows := c.mPanels * mr
 		ww := &winoWeights{kc: kc, u: make([]float32, a.n*rows*in)}
 		// Output channels split over the pool: RN50's transforms take
@@ -141,9 +137,7 @@ func (c *Conv) winoWeights(a *winoAlgo) *winoWeights {
 						g[tap] = float64(c.weight(o, ci*9+tap))
 					}
 					a.weight(t, &g)
-					pc := ci / kc * kc
-					kcLen := min(kc, in-pc)
-					off := pc*rows + (o/mr)*kcLen*mr + (ci-pc)*mr + o%mr
+					off := panelAt(ci, o, in, kc, mr, c.mPanels)
 					for xi, v := range t {
 						ww.u[xi*rows*in+off] = float32(v)
 					}
@@ -157,11 +151,7 @@ func (c *Conv) winoWeights(a *winoAlgo) *winoWeights {
 
 // weight returns W[o, p] (p = input channel·K² + tap) from the packed a.
 func (c *Conv) weight(o, p int) float32 {
-	mr := c.kern.mr
-	kk := c.In * c.K * c.K
-	pc := p / c.kc * c.kc
-	kcLen := min(c.kc, kk-pc)
-	return c.a[pc*c.mPanels*mr+(o/mr)*kcLen*mr+(p-pc)*mr+o%mr]
+	return c.a[panelAt(p, o, c.In*c.K*c.K, c.kc, c.kern.mr, c.mPanels)]
 }
 
 // input sets v = Bᵀ d B and output y = Aᵀ m A (row-major, scalar). They
@@ -541,9 +531,7 @@ func (t *winoTask) tileAt(g int) (b, oy, ox int) {
 // in column j of panel jp.
 func (t *winoTask) vOffset(ci, jp, j, kc int) int {
 	nr := t.c.kern.nr
-	pc := ci / kc * kc
-	kcLen := min(kc, t.c.In-pc)
-	return pc*t.nPan*nr + jp*kcLen*nr + (ci-pc)*nr + j
+	return panelAt(ci, jp*nr+j, t.c.In, kc, nr, t.nPan)
 }
 
 // product computes the output rows r0…r1-1 (a multiple of mr apart, rows
@@ -630,7 +618,7 @@ func (t *winoTask) inputPanelAVX2(s *winoScratch, jp int) {
 		for pc := 0; pc < in; pc += kc {
 			kcLen := min(kc, in-pc)
 			a.inputAVX2(&t.x[pc*hw], hw, kcLen, &s.idx[0], &s.mask[0], &s.tmp[0],
-				&t.v[pc*t.nPan*nr+jp*kcLen*nr+j0], t.vStride, nr)
+				&t.v[t.vOffset(pc, jp, j0, kc)], t.vStride, nr)
 		}
 	}
 }
