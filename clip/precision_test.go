@@ -10,9 +10,10 @@ import (
 	"github.com/goclip/goclip/internal/fixtures"
 )
 
-// TestPrecisionBF16 reports, for every fixture CLIP model, the cosine of
-// its bf16-weight features to the reference features (goal ≥ 0.999).
-func TestPrecisionBF16(t *testing.T) {
+// TestPrecision reports, for every fixture CLIP model, the cosine of its
+// bf16-weight and int8-weight features to the reference features (goal
+// ≥ 0.999).
+func TestPrecision(t *testing.T) {
 	dir := fixtures.Dir(t)
 	exp := fixtures.Expected(t, dir)
 	man := fixtures.ReadManifest(t, dir)
@@ -24,37 +25,39 @@ func TestPrecisionBF16(t *testing.T) {
 		files = append(files, filepath.Join(dir, im.File))
 	}
 	for _, mm := range man.Models {
-		path := modelPaths(filepath.Join(dir, mm.Name), mm.Files)[0]
-		rel, _ := filepath.Rel(dir, path)
-		t.Run(rel, func(t *testing.T) {
-			m, err := clip.Load(path, clip.WithTokenizer(tok), clip.WithPrecision("bf16"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ed := m.EmbedDim()
-			img, err := m.EncodeImageFiles(ctx, files)
-			if err != nil {
-				t.Fatal(err)
-			}
-			txt, err := m.EncodeTexts(ctx, texts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, side := range []struct {
-				name string
-				got  [][]float32
-			}{{"image", img}, {"text", txt}} {
-				ref, _ := fixtures.Float32(t, exp, side.name+"_features/"+mm.Name)
-				worst := 1.0
-				for i, g := range side.got {
-					worst = min(worst, cos(g, ref[i*ed:(i+1)*ed]))
+		for _, prec := range []string{"bf16", "int8"} {
+			path := modelPaths(filepath.Join(dir, mm.Name), mm.Files)[0]
+			rel, _ := filepath.Rel(dir, path)
+			t.Run(rel+"/"+prec, func(t *testing.T) {
+				m, err := clip.Load(path, clip.WithTokenizer(tok), clip.WithPrecision(prec))
+				if err != nil {
+					t.Fatal(err)
 				}
-				t.Logf("%s features: worst cosine to the fp32 reference %.6f over %d", side.name, worst, len(side.got))
-				if worst < 0.999 {
-					t.Errorf("%s features with bf16 weights: worst cosine %.6f < 0.999", side.name, worst)
+				ed := m.EmbedDim()
+				img, err := m.EncodeImageFiles(ctx, files)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-		})
+				txt, err := m.EncodeTexts(ctx, texts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, side := range []struct {
+					name string
+					got  [][]float32
+				}{{"image", img}, {"text", txt}} {
+					ref, _ := fixtures.Float32(t, exp, side.name+"_features/"+mm.Name)
+					worst := 1.0
+					for i, g := range side.got {
+						worst = min(worst, cos(g, ref[i*ed:(i+1)*ed]))
+					}
+					t.Logf("%s features: worst cosine to the fp32 reference %.6f over %d", side.name, worst, len(side.got))
+					if worst < 0.999 {
+						t.Errorf("%s features with %s weights: worst cosine %.6f < 0.999", side.name, prec, worst)
+					}
+				}
+			})
+		}
 	}
 	if _, err := clip.Load(modelPaths(filepath.Join(dir, man.Models[0].Name), man.Models[0].Files)[0], clip.WithTokenizer(tok), clip.WithPrecision("int4")); err == nil || !strings.Contains(err.Error(), "int4") {
 		t.Errorf("precision int4: got %v, want an error naming it", err)

@@ -21,7 +21,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.What, "what", "image", "tower: image or text")
 	fs.IntVar(&o.Batch, "batch", 1, "inputs per forward pass")
 	fs.IntVar(&o.Threads, "threads", 0, "worker threads (default GOMAXPROCS)")
-	fs.StringVar(&o.Precision, "precision", "fp32", "weights of the linear layers: fp32 or bf16")
+	fs.StringVar(&o.Precision, "precision", "fp32", "weights of the linear layers: fp32, bf16 or int8")
 	fs.DurationVar(&o.MinTime, "time", 3*time.Second, "measure at least this long")
 	asJSON := fs.Bool("json", false, "print one JSON line")
 	if err := parse(fs, args); err != nil {

@@ -21,7 +21,7 @@ type Options struct {
 	What      string        // "image" or "text"
 	Batch     int           // inputs per forward pass
 	Threads   int           // GOMAXPROCS while measuring (0 = unchanged)
-	Precision string        // "fp32" (default) or "bf16" (bfloat16 weights of the linear layers)
+	Precision string        // "fp32" (default), "bf16" or "int8" (weights of the linear layers; see model.Precision)
 	MinTime   time.Duration // measure at least this long (default 3 s)
 	Warmup    int           // forward passes before timing (default 1)
 }
@@ -53,12 +53,11 @@ func Run(o Options) (Result, error) {
 	if o.What != "image" && o.What != "text" {
 		return Result{}, fmt.Errorf("--what must be image or text, not %q", o.What)
 	}
-	if o.Precision == "" {
-		o.Precision = "fp32"
+	prec, err := model.ParsePrecision(o.Precision)
+	if err != nil {
+		return Result{}, err
 	}
-	if o.Precision != "fp32" && o.Precision != "bf16" {
-		return Result{}, fmt.Errorf("precision %q: want fp32 or bf16 (int8 is not implemented)", o.Precision)
-	}
+	o.Precision = string(prec)
 	if o.Batch <= 0 {
 		o.Batch = 1
 	}
@@ -75,9 +74,7 @@ func Run(o Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if o.Precision == "bf16" {
-		m.UseBF16()
-	}
+	m.UsePrecision(prec)
 	r := rand.New(rand.NewPCG(2, 3))
 	out := make([]float32, o.Batch*cfg.EmbedDim)
 	var step func() error

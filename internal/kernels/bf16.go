@@ -33,7 +33,7 @@ func bf16To32Go(dst []float32, src []uint16) {
 // ToBF16 returns a copy of p whose panels are bfloat16; p is unchanged.
 // LinearPacked on the copy computes with the rounded weights.
 func (p *PackedB) ToBF16() *PackedB {
-	if p.half != nil {
+	if p.half != nil || p.q != nil {
 		return p
 	}
 	q := *p
@@ -52,6 +52,9 @@ func (p *PackedB) BF16() bool { return p.half != nil }
 
 // Bytes returns the memory the packed panels take.
 func (p *PackedB) Bytes() int {
+	if p.q != nil {
+		return len(p.q.data) + 4*len(p.q.scale)
+	}
 	if p.half != nil {
 		return 2 * len(p.half)
 	}

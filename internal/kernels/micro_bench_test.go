@@ -18,3 +18,21 @@ func BenchmarkMicroKernel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMicroKernelInt8 times the int8 microkernels of 6 and 5 rows
+// alone on L1-resident operands (256 pairs of k).
+func BenchmarkMicroKernelInt8(b *testing.B) {
+	for _, r := range []int{6, 5} {
+		b.Run(string(rune('0'+r))+"rows", func(b *testing.B) {
+			const kp = 256
+			a := make([]int16, r*2*kp)
+			bb := make([]int16, qnr*2*kp)
+			c := make([]float32, r*qnr)
+			sa, sw := make([]float32, r), make([]float32, qnr)
+			for b.Loop() {
+				qgemmAsm(r, kp, &a[0], 2*kp, &bb[0], &c[0], qnr, &sa[0], &sw[0], 1)
+			}
+			b.ReportMetric(2*float64(r*qnr*2*kp)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}

@@ -16,6 +16,9 @@ type PackedB struct {
 	// half holds the same panels as bfloat16 instead (see ToBF16); data
 	// is then nil.
 	half []uint16
+	// q holds the weight as int8 instead (see ToInt8); kern, kc, data
+	// and half are then unset.
+	q *qweights
 }
 
 // N returns the number of output features (rows of the packed weight).
@@ -38,6 +41,9 @@ func PackLinear(w []float32, n, k int) *PackedB {
 // (out × in, row-major), exactly as given to PackLinear: packing only moves
 // values, so a weight need not be kept beside its packed copy.
 func (p *PackedB) Unpack() []float32 {
+	if p.q != nil {
+		return p.q.unpack(p.n, p.k)
+	}
 	if p.half != nil {
 		// Unpack the widened bf16 values.
 		q := *p
@@ -108,6 +114,10 @@ func LinearPacked(y, x []float32, w *PackedB, bias []float32, m int, epi Epilogu
 	}
 	if epi < EpiNone || epi > EpiResidual {
 		panic(fmt.Sprintf("kernels.LinearPacked: unknown %v", epi))
+	}
+	if w.q != nil {
+		linearInt8(y, x, w, bias, m, epi)
+		return
 	}
 	beta := float32(0)
 	if epi == EpiResidual {

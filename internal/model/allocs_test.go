@@ -8,16 +8,19 @@ import "testing"
 func TestSteadyStateAllocs(t *testing.T) {
 	for name, tc := range map[string]struct {
 		cfg   Config
+		prec  Precision
 		limit float64
 	}{
-		"vit": {vit(64, 64, 16, 128, 2, 2, 128, 2, 2), 0},
-		"rn":  {resnet(32, 64, [4]int{1, 1, 1, 1}, 8, 64, 1, 1), 0},
+		"vit":      {vit(64, 64, 16, 128, 2, 2, 128, 2, 2), FP32, 0},
+		"vit/int8": {vit(64, 64, 16, 128, 2, 2, 128, 2, 2), Int8, 0},
+		"rn":       {resnet(32, 64, [4]int{1, 1, 1, 1}, 8, 64, 1, 1), FP32, 0},
 	} {
 		cfg := tc.cfg
 		m, err := Random(cfg, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
+		m.UsePrecision(tc.prec)
 		s := cfg.Vision.ImageSize
 		const batch = 2
 		px := make([]float32, batch*3*s*s)

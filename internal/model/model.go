@@ -52,17 +52,49 @@ func New(cfg Config, f *checkpoint.File) (*Model, error) {
 	return build(cfg, &loader{f: f})
 }
 
-// NewBF16 is New with every Linear weight held as bfloat16 (see UseBF16),
-// packed layer by layer as it is read: the load never holds the float32
-// weights of more than one layer.
-func NewBF16(cfg Config, f *checkpoint.File) (*Model, error) {
+// Precision is how a model holds the weights of its Linear layers (the
+// transformer blocks, the ViT's patch embedding, the ResNet's attention
+// pool). Embeddings, LayerNorm, the projections and the ResNet
+// convolutions are float32 in every precision.
+type Precision string
+
+const (
+	// FP32: float32 weights, the reference numbers.
+	FP32 Precision = "fp32"
+	// BF16: weights rounded to bfloat16, half the memory; the products
+	// run in float32 (see kernels.PackedB.ToBF16).
+	BF16 Precision = "bf16"
+	// Int8: weights quantised to int8 per output feature, a quarter of
+	// the memory; inputs quantised per row to 16-bit integers and the
+	// products run in integers (see kernels.PackLinearInt8).
+	Int8 Precision = "int8"
+)
+
+// ParsePrecision returns the Precision named s ("" is FP32).
+func ParsePrecision(s string) (Precision, error) {
+	switch p := Precision(s); p {
+	case "":
+		return FP32, nil
+	case FP32, BF16, Int8:
+		return p, nil
+	}
+	return "", fmt.Errorf("precision %q: want fp32, bf16 or int8", s)
+}
+
+// NewPrecision is New with every Linear weight held in precision p (see
+// UsePrecision), converted layer by layer as it is read: the load never
+// holds the float32 weights of more than one layer.
+func NewPrecision(cfg Config, f *checkpoint.File, p Precision) (*Model, error) {
+	if _, err := ParsePrecision(string(p)); err != nil {
+		return nil, err
+	}
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Path, err)
 	}
 	if err := cfg.CheckShapes(f); err != nil {
 		return nil, err
 	}
-	return build(cfg, &loader{f: f, bf16: true})
+	return build(cfg, &loader{f: f, prec: p})
 }
 
 // build assembles a Model from the tensors l supplies.
@@ -106,20 +138,28 @@ func (m *Model) Linears() []*Linear {
 	return ls
 }
 
-// UseBF16 rounds every Linear weight to bfloat16 and keeps it packed in
-// that form (half the memory; the products still run in float32, see
-// kernels.PackedB.ToBF16). It is for inference: the float32 weights are
-// dropped, so a model to be trained must not use it. Embeddings, LayerNorm
-// and the ResNet convolutions stay float32.
-func (m *Model) UseBF16() {
+// UsePrecision converts every Linear weight to precision p (BF16 or
+// Int8) and keeps it packed in that form. It is for inference: the
+// float32 weights are dropped, so a model to be trained must not use it;
+// FP32 leaves the model as it is. A weight too deep for int8 (more than
+// 65536 inputs, kernels.CanInt8) stays float32.
+func (m *Model) UsePrecision(p Precision) {
+	if p != BF16 && p != Int8 {
+		return
+	}
 	for _, l := range m.Linears() {
 		if l.packed == nil {
 			l.Pack()
 		}
-		if l.packed != nil {
-			l.packed = l.packed.ToBF16()
-			l.W = nil
+		if l.packed == nil {
+			continue
 		}
+		if p == BF16 {
+			l.packed = l.packed.ToBF16()
+		} else {
+			l.packed = l.packed.ToInt8()
+		}
+		l.W = nil
 	}
 }
 
@@ -170,10 +210,10 @@ type loader struct {
 	shapes  map[string][]int // of gen's tensors
 	scratch []float32        // gen's values for view
 	err     error
-	// bf16 packs every Linear weight as bfloat16 (see Model.UseBF16),
-	// through one reused float32 packing buffer, so the float32 weights
-	// never exist all at once.
-	bf16    bool
+	// prec converts every Linear weight as it is packed (see
+	// Model.UsePrecision); bf16 packs through one reused float32 buffer,
+	// so the float32 weights never exist all at once.
+	prec    Precision
 	packBuf []float32
 }
 
@@ -325,12 +365,15 @@ func (l *loader) packed(weight, bias string, in, out int) Linear {
 	}
 	w := l.view(weight)
 	if l.err == nil && len(w) == in*out {
-		if l.bf16 {
+		switch {
+		case l.prec == Int8 && kernels.CanInt8(in):
+			lin.packed = kernels.PackLinearInt8(w, out, in)
+		case l.prec == BF16:
 			if n := kernels.PackedLen(out, in); cap(l.packBuf) < n {
 				l.packBuf = make([]float32, n)
 			}
 			lin.packed = kernels.PackLinearInto(l.packBuf, w, out, in).ToBF16()
-		} else {
+		default:
 			buf := make([]float32, kernels.PackedLen(out, in))
 			prefault(buf)
 			lin.packed = kernels.PackLinearInto(buf, w, out, in)

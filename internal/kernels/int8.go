@@ -1,0 +1,386 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"unsafe"
+)
+
+// int8 weights: a PackedB may hold its weight quantised to 8-bit integers,
+// one scale per output feature (symmetric, round to nearest: w ≈ q·s with
+// s = max|w_row|/127), a quarter of the float32 memory. LinearPacked then
+// quantises each row of its input to 16-bit integers with a scale of its
+// own, at most qmax = (2³¹−1)/(127·k) in magnitude so that no sum of k
+// products can overflow 32 bits (qmax is 32767 up to k = 516 and 5504 at
+// k = 3072: the input keeps 13 or more bits, the weight's 8 bits are the
+// approximation), multiplies the integers exactly with 32-bit sums, and
+// scales each sum back to float32. On amd64 with AVX2 the products run in
+// VPMADDWD, two multiply-adds per 16-bit lane: about 1.6 times the rate of
+// float32 FMAs on the machines measured (see int8_amd64.s); elsewhere in
+// portable Go, which is slower than the float32 kernels.
+
+// qnr is the number of columns of an int8 weight panel (two YMM vectors
+// of 32-bit sums).
+const qnr = 16
+
+// qkcMax is the largest depth (values of k) of one block of an int8
+// weight panel: 512·16 16-bit values, 16 KB, stay in L1 while a block of
+// rows runs over them.
+const qkcMax = 512
+
+// qkMax is the largest k the int8 path takes: it leaves inputs at least
+// 258 levels each side of zero.
+const qkMax = 1 << 16
+
+// qweights is an int8 weight in panels: for each block of kc values of k
+// (the last one shorter), npanel panels of kcLen/2 pairs × 16 columns × 2,
+// the two values of a pair of k adjacent, as VPMADDWD takes them.
+type qweights struct {
+	kp     int // k rounded up to even (the extra value is zero)
+	kc     int // depth of a block, even
+	npanel int
+	data   []int8
+	scale  []float32 // per column, npanel·16 (zero past n)
+}
+
+// qmaxFor returns the largest input magnitude for products of depth kp.
+func qmaxFor(kp int) int32 {
+	return int32(min(32767, (1<<31-1)/(127*kp)))
+}
+
+// CanInt8 reports whether a weight of depth k (input features) can be
+// held as int8 (see ToInt8): k at most 65536.
+func CanInt8(k int) bool { return k > 0 && k <= qkMax }
+
+// PackLinearInt8 quantises an nn.Linear weight w[n,k] (out × in, row-major)
+// to int8, one scale per output feature, and packs it for LinearPacked.
+// It panics if w is shorter than n·k or k is beyond CanInt8.
+func PackLinearInt8(w []float32, n, k int) *PackedB {
+	if n <= 0 || !CanInt8(k) || len(w) < n*k {
+		panic(fmt.Sprintf("kernels.PackLinearInt8: weight of %d elements for %d×%d", len(w), n, k))
+	}
+	kp := (k + 1) &^ 1
+	nb := (kp + qkcMax - 1) / qkcMax
+	kc := ((kp+nb-1)/nb + 1) &^ 1
+	q := &qweights{kp: kp, kc: kc, npanel: (n + qnr - 1) / qnr}
+	q.data = make([]int8, q.npanel*qnr*kp)
+	q.scale = make([]float32, q.npanel*qnr)
+	Parallel(n, func(lo, hi int) {
+		for j := lo; j < hi; j++ {
+			row := w[j*k : j*k+k]
+			var amax float64
+			for _, v := range row {
+				amax = math.Max(amax, math.Abs(float64(v)))
+			}
+			if amax == 0 || math.IsNaN(amax) || math.IsInf(amax, 0) {
+				if amax != 0 {
+					q.scale[j] = float32(math.NaN())
+				}
+				continue // the column's values stay zero
+			}
+			q.scale[j] = float32(amax / 127)
+			inv := 127 / amax
+			pan, col := j/qnr, j%qnr
+			for i, v := range row {
+				pc := i / kc * kc
+				kcLen := min(kc, kp-pc)
+				off := pc*q.npanel*qnr + pan*kcLen*qnr + ((i-pc)/2)*2*qnr + 2*col + (i-pc)%2
+				r := math.RoundToEven(float64(v) * inv)
+				q.data[off] = int8(max(-127, min(127, r)))
+			}
+		}
+	})
+	return &PackedB{n: n, k: k, q: q}
+}
+
+// ToInt8 returns a copy of p quantised to int8 (see PackLinearInt8); p is
+// unchanged. A weight beyond CanInt8 is returned as is.
+func (p *PackedB) ToInt8() *PackedB {
+	if p.q != nil || !CanInt8(p.k) {
+		return p
+	}
+	return PackLinearInt8(p.Unpack(), p.n, p.k)
+}
+
+// Int8 reports whether p's weight is int8.
+func (p *PackedB) Int8() bool { return p.q != nil }
+
+// unpackInt8 returns the dequantised weight q·s in nn.Linear layout.
+func (q *qweights) unpack(n, k int) []float32 {
+	w := make([]float32, n*k)
+	for j := range n {
+		pan, col := j/qnr, j%qnr
+		for i := range k {
+			pc := i / q.kc * q.kc
+			kcLen := min(q.kc, q.kp-pc)
+			off := pc*q.npanel*qnr + pan*kcLen*qnr + ((i-pc)/2)*2*qnr + 2*col + (i-pc)%2
+			w[j*k+i] = float32(q.data[off]) * q.scale[j]
+		}
+	}
+	return w
+}
+
+// quantRow quantises src to dst (len(src) values, symmetric, at most qmax
+// in magnitude) and returns the scale s with src ≈ dst·s. A row whose
+// largest magnitude is below 2⁻¹⁰⁰ counts as zero; a row holding an
+// infinity or NaN gets scale NaN, so that the outputs it feeds are NaN as
+// they would be in float32.
+func quantRow(dst []int16, src []float32, qmax int32) float32 {
+	dst = dst[:len(src)]
+	bits := absMaxBits(src)
+	if bits >= 0x7f800000 {
+		clear(dst)
+		return float32(math.NaN())
+	}
+	amax := math.Float32frombits(bits)
+	if amax < 0x1p-100 {
+		clear(dst)
+		return 0
+	}
+	roundRow(dst, src, float32(qmax)/amax)
+	return amax / float32(qmax)
+}
+
+// absMaxBitsGo is the portable absMaxBits: the largest bit pattern of
+// |src[i]| (for non-negative floats the bit patterns order as the
+// values, and a NaN is above any of them).
+func absMaxBitsGo(src []float32) uint32 {
+	var m uint32
+	for _, v := range src {
+		m = max(m, math.Float32bits(v)&0x7fffffff)
+	}
+	return m
+}
+
+// roundRowGo is the portable roundRow: dst[i] = src[i]·inv rounded to
+// nearest (ties to even), saturated to int16, as VCVTPS2DQ and VPACKSSDW
+// do it.
+func roundRowGo(dst []int16, src []float32, inv float32) {
+	dst = dst[:len(src)]
+	for i, v := range src {
+		r := math.RoundToEven(float64(v * inv))
+		dst[i] = int16(max(-32768, min(32767, r)))
+	}
+}
+
+// qgemmGo is the portable int8 microkernel: an r×16 tile of C from r rows
+// of a (16-bit, row stride lda values) over kp pairs of k and a widened
+// panel b, scaled by sa[0:r] and sw[0:16] (same contract as qgemmAVX2R*).
+func qgemmGo(r, kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int) {
+	as := unsafe.Slice(a, (r-1)*lda+2*kp)
+	bs := unsafe.Slice(b, 2*qnr*kp)
+	cs := unsafe.Slice(c, (r-1)*ldc+qnr)
+	sas := unsafe.Slice(sa, r)
+	sws := unsafe.Slice(sw, qnr)
+	for i := range r {
+		var acc [qnr]int32
+		arow := as[i*lda : i*lda+2*kp]
+		for t := range kp {
+			a0, a1 := int32(arow[2*t]), int32(arow[2*t+1])
+			bp := bs[t*2*qnr : (t+1)*2*qnr : (t+1)*2*qnr]
+			for j := range qnr {
+				acc[j] += a0*int32(bp[2*j]) + a1*int32(bp[2*j+1])
+			}
+		}
+		crow := cs[i*ldc : i*ldc+qnr : i*ldc+qnr]
+		for j := range qnr {
+			v := float32(acc[j]) * sas[i] * sws[j]
+			if accum != 0 {
+				crow[j] += v
+			} else {
+				crow[j] = v
+			}
+		}
+	}
+}
+
+// widenGo is the portable widen: dst[i] = src[i].
+func widenGo(dst []int16, src []int8) {
+	src = src[:len(dst)]
+	for i, v := range src {
+		dst[i] = int16(v)
+	}
+}
+
+// kernel runs the int8 microkernel of r rows (qgemmGo's contract).
+func (g *qgemm) kernel(r, kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int) {
+	if g.useAsm {
+		qgemmAsm(r, kp, a, lda, b, c, ldc, sa, sw, accum)
+		return
+	}
+	qgemmGo(r, kp, a, lda, b, c, ldc, sa, sw, accum)
+}
+
+// widen writes the 16-bit form of an int8 panel into dst.
+func (g *qgemm) widen(dst []int16, src []int8) {
+	if g.useAsm {
+		widenAsm(dst, src)
+		return
+	}
+	widenGo(dst, src)
+}
+
+// qgemm is one LinearPacked call on an int8 weight.
+type qgemm struct {
+	w       *PackedB
+	x, y    []float32
+	bias    []float32
+	m       int
+	epi     Epilogue
+	xq      []int16   // x quantised, m rows of lda values
+	lda     int       // kp
+	sa      []float32 // row scales
+	qmax    int32
+	quant   bool // RunRange quantises rows (else computes tiles)
+	pm, pn  int
+	useAsm  bool
+	rowsPer int // main row count of the microkernel
+}
+
+var qgemmPool = sync.Pool{New: func() any { return new(qgemm) }}
+
+// qbuf is the quantised input of one call, recycled.
+type qbuf struct {
+	xq []int16
+	sa []float32
+}
+
+var qbufPool sync.Pool
+
+// qgridKernel describes the int8 tile to the grid planner.
+var qgridKernel = &microKernel{name: "int8", mr: 6, nr: qnr}
+
+// linearInt8 is LinearPacked for an int8 weight (arguments checked).
+func linearInt8(y, x []float32, w *PackedB, bias []float32, m int, epi Epilogue) {
+	q := w.q
+	g := qgemmPool.Get().(*qgemm)
+	b, _ := qbufPool.Get().(*qbuf)
+	if b == nil {
+		b = new(qbuf)
+	}
+	if cap(b.xq) < m*q.kp {
+		b.xq = make([]int16, m*q.kp)
+	}
+	if cap(b.sa) < m {
+		b.sa = make([]float32, m)
+	}
+	*g = qgemm{w: w, x: x, y: y, bias: bias, m: m, epi: epi,
+		xq: b.xq[:m*q.kp], lda: q.kp, sa: b.sa[:m], qmax: qmaxFor(q.kp), useAsm: qAsm()}
+
+	// Quantise the rows, split over the pool when there are many values.
+	g.quant = true
+	if m*w.k >= 1<<16 {
+		parallelTask(m, g)
+	} else {
+		g.RunRange(0, m)
+	}
+	g.quant = false
+
+	wk := Workers()
+	if 2*m*w.n*w.k < minParallelFlops {
+		wk = 1
+	}
+	plan := gemm{kern: qgridKernel, m: m, n: w.n, k: w.k, packed: w}
+	g.pm, g.pn = plan.grid(wk)
+	parallelTask(g.pm*g.pn, g)
+
+	*g = qgemm{}
+	qgemmPool.Put(g)
+	qbufPool.Put(b)
+}
+
+// RunRange quantises rows lo..hi-1 of x, or computes worker tiles lo..hi-1.
+func (g *qgemm) RunRange(lo, hi int) {
+	k, kp := g.w.k, g.lda
+	if g.quant {
+		for i := lo; i < hi; i++ {
+			dst := g.xq[i*kp : (i+1)*kp]
+			g.sa[i] = quantRow(dst[:k], g.x[i*k:(i+1)*k], g.qmax)
+			if kp > k {
+				dst[k] = 0
+			}
+		}
+		return
+	}
+	mTiles := (g.m + 5) / 6
+	nTiles := (g.w.n + qnr - 1) / qnr
+	for t := lo; t < hi; t++ {
+		ti, tj := t/g.pn, t%g.pn
+		m0 := min(g.m, (ti*mTiles/g.pm)*6)
+		m1 := min(g.m, ((ti+1)*mTiles/g.pm)*6)
+		n0 := min(g.w.n, (tj*nTiles/g.pn)*qnr)
+		n1 := min(g.w.n, ((tj+1)*nTiles/g.pn)*qnr)
+		if m0 < m1 && n0 < n1 {
+			g.tile(m0, m1, n0, n1)
+		}
+	}
+}
+
+// qRows returns the number of rows the main microkernel of a block of m
+// rows should take: 6, or 5 or 4 where fewer rows go to a narrow tail
+// (50 rows run as ten 5-row tiles).
+func qRows(m int) int {
+	best, bc := 6, math.Inf(1)
+	for r := 6; r >= 4; r-- {
+		c := float64(m/r*r) * rowEfficiency[r]
+		if rem := m % r; rem > 0 {
+			c += float64(rem) * rowEfficiency[rem] * 1.5
+		}
+		if c < bc {
+			best, bc = r, c
+		}
+	}
+	return best
+}
+
+// qpanelPool recycles the widened weight panel of a worker.
+var qpanelPool = sync.Pool{New: func() any { s := make([]int16, qkcMax*qnr); return &s }}
+
+// tile computes y[m0:m1, n0:n1] on the calling goroutine.
+func (g *qgemm) tile(m0, m1, n0, n1 int) {
+	q := g.w.q
+	n := g.w.n
+	const mc = 144
+	pbuf := qpanelPool.Get().(*[]int16)
+	defer qpanelPool.Put(pbuf)
+	var tmp [6 * qnr]float32
+	for ic := m0; ic < m1; ic += mc {
+		mcLen := min(mc, m1-ic)
+		r := qRows(mcLen)
+		for pc := 0; pc < q.kp; pc += q.kc {
+			kcLen := min(q.kc, q.kp-pc)
+			accum := 0
+			if pc > 0 || g.epi == EpiResidual {
+				accum = 1
+			}
+			for jr := n0; jr < n1; jr += qnr {
+				off := pc*q.npanel*qnr + (jr/qnr)*kcLen*qnr
+				panel := (*pbuf)[:kcLen*qnr]
+				g.widen(panel, q.data[off:off+kcLen*qnr])
+				cols := min(qnr, n1-jr)
+				for ir := ic; ir < ic+mcLen; ir += r {
+					rr := min(r, ic+mcLen-ir)
+					a := &g.xq[ir*g.lda+pc]
+					if cols == qnr {
+						g.kernel(rr, kcLen/2, a, g.lda, &panel[0], &g.y[ir*n+jr], n, &g.sa[ir], &q.scale[jr], accum)
+						continue
+					}
+					g.kernel(rr, kcLen/2, a, g.lda, &panel[0], &tmp[0], qnr, &g.sa[ir], &q.scale[jr], 0)
+					for i := range rr {
+						dst := g.y[(ir+i)*n+jr : (ir+i)*n+jr+cols]
+						src := tmp[i*qnr : i*qnr+cols]
+						if accum != 0 {
+							for j, v := range src {
+								dst[j] += v
+							}
+						} else {
+							copy(dst, src)
+						}
+					}
+				}
+			}
+		}
+		applyEpilogue(g.epi, g.y, n, ic, ic+mcLen, n0, n1, g.bias, current.Load().simd)
+	}
+}

@@ -1,0 +1,86 @@
+//go:build amd64 && !purego
+
+package kernels
+
+//go:generate sh -c "go run gen/int8.go > int8_amd64.s"
+
+//go:noescape
+func qgemmAVX2R1(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int)
+
+//go:noescape
+func qgemmAVX2R2(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int)
+
+//go:noescape
+func qgemmAVX2R3(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int)
+
+//go:noescape
+func qgemmAVX2R4(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int)
+
+//go:noescape
+func qgemmAVX2R5(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int)
+
+//go:noescape
+func qgemmAVX2R6(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int)
+
+//go:noescape
+func qWidenAVX2(dst *int16, src *int8, n int)
+
+//go:noescape
+func qAbsMaxAVX2(src *float32, n int) uint32
+
+//go:noescape
+func qRoundAVX2(dst *int16, src *float32, n int, inv float32)
+
+var hasAVX2, _ = cpuFeatures()
+
+// qAsm reports whether the int8 products run in assembly: on CPUs with
+// AVX2, unless the portable kernel was chosen (SetKernel("go")).
+func qAsm() bool { return hasAVX2 && current.Load() != goKernel }
+
+func qgemmAsm(r, kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int) {
+	switch r {
+	case 6:
+		qgemmAVX2R6(kp, a, lda, b, c, ldc, sa, sw, accum)
+	case 5:
+		qgemmAVX2R5(kp, a, lda, b, c, ldc, sa, sw, accum)
+	case 4:
+		qgemmAVX2R4(kp, a, lda, b, c, ldc, sa, sw, accum)
+	case 3:
+		qgemmAVX2R3(kp, a, lda, b, c, ldc, sa, sw, accum)
+	case 2:
+		qgemmAVX2R2(kp, a, lda, b, c, ldc, sa, sw, accum)
+	default:
+		qgemmAVX2R1(kp, a, lda, b, c, ldc, sa, sw, accum)
+	}
+}
+
+// widenAsm widens len(dst) int8 values (a multiple of 32).
+func widenAsm(dst []int16, src []int8) {
+	if len(dst) == 0 {
+		return
+	}
+	_ = src[len(dst)-1]
+	qWidenAVX2(&dst[0], &src[0], len(dst))
+}
+
+// absMaxBits is absMaxBitsGo, vectorised where the CPU has AVX2.
+func absMaxBits(src []float32) uint32 {
+	n := 0
+	var m uint32
+	if hasAVX2 && len(src) >= 8 {
+		n = len(src) &^ 7
+		m = qAbsMaxAVX2(&src[0], n)
+	}
+	return max(m, absMaxBitsGo(src[n:]))
+}
+
+// roundRow is roundRowGo, vectorised where the CPU has AVX2.
+func roundRow(dst []int16, src []float32, inv float32) {
+	n := 0
+	if hasAVX2 && len(src) >= 16 {
+		n = len(src) &^ 15
+		_ = dst[n-1]
+		qRoundAVX2(&dst[0], &src[0], n, inv)
+	}
+	roundRowGo(dst[n:], src[n:], inv)
+}

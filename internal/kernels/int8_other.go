@@ -1,0 +1,17 @@
+//go:build !amd64 || purego
+
+package kernels
+
+// qAsm reports whether the int8 products run in assembly: never in this
+// build.
+func qAsm() bool { return false }
+
+func qgemmAsm(r, kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int) {
+	qgemmGo(r, kp, a, lda, b, c, ldc, sa, sw, accum)
+}
+
+func widenAsm(dst []int16, src []int8) { widenGo(dst, src) }
+
+func absMaxBits(src []float32) uint32 { return absMaxBitsGo(src) }
+
+func roundRow(dst []int16, src []float32, inv float32) { roundRowGo(dst, src, inv) }
