@@ -166,13 +166,19 @@ func roundRowGo(dst []int16, src []float32, inv float32) {
 
 // qgemmGo is the portable int8 microkernel: an r×16 tile of C from r rows
 // of a (16-bit, row stride lda values) over kp pairs of k and a widened
-// panel b, scaled by sa[0:r] and sw[0:16] (same contract as qgemmAVX2R*).
-func qgemmGo(r, kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int) {
+// panel b, scaled by sa[0:r] and sw[0:16], plus bias[0:16] when bias is
+// not nil, stored or (accum ≠ 0) added to C (same contract and the same
+// bits as qgemmAVX2R*).
+func qgemmGo(r, kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int) {
 	as := unsafe.Slice(a, (r-1)*lda+2*kp)
 	bs := unsafe.Slice(b, 2*qnr*kp)
 	cs := unsafe.Slice(c, (r-1)*ldc+qnr)
 	sas := unsafe.Slice(sa, r)
 	sws := unsafe.Slice(sw, qnr)
+	var bs16 []float32
+	if bias != nil {
+		bs16 = unsafe.Slice(bias, qnr)
+	}
 	for i := range r {
 		var acc [qnr]int32
 		arow := as[i*lda : i*lda+2*kp]
@@ -185,7 +191,12 @@ func qgemmGo(r, kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw
 		}
 		crow := cs[i*ldc : i*ldc+qnr : i*ldc+qnr]
 		for j := range qnr {
-			v := float32(acc[j]) * sas[i] * sws[j]
+			// Conversions round each step, as the vector code does
+			// (no fused multiply-add).
+			v := float32(float32(float32(acc[j])*sas[i]) * sws[j])
+			if bs16 != nil {
+				v += bs16[j]
+			}
 			if accum != 0 {
 				crow[j] += v
 			} else {
@@ -204,12 +215,12 @@ func widenGo(dst []int16, src []int8) {
 }
 
 // kernel runs the int8 microkernel of r rows (qgemmGo's contract).
-func (g *qgemm) kernel(r, kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int) {
+func (g *qgemm) kernel(r, kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int) {
 	if g.useAsm {
-		qgemmAsm(r, kp, a, lda, b, c, ldc, sa, sw, accum)
+		qgemmAsm(r, kp, a, lda, b, c, ldc, sa, sw, bias, accum)
 		return
 	}
-	qgemmGo(r, kp, a, lda, b, c, ldc, sa, sw, accum)
+	qgemmGo(r, kp, a, lda, b, c, ldc, sa, sw, bias, accum)
 }
 
 // widen writes the 16-bit form of an int8 panel into dst.
@@ -359,17 +370,29 @@ func (g *qgemm) tile(m0, m1, n0, n1 int) {
 				panel := (*pbuf)[:kcLen*qnr]
 				g.widen(panel, q.data[off:off+kcLen*qnr])
 				cols := min(qnr, n1-jr)
+				// The bias is added in the first K block.
+				var bias []float32
+				if pc == 0 && g.bias != nil {
+					bias = g.bias[jr : jr+cols]
+				}
 				for ir := ic; ir < ic+mcLen; ir += r {
 					rr := min(r, ic+mcLen-ir)
 					a := &g.xq[ir*g.lda+pc]
 					if cols == qnr {
-						g.kernel(rr, kcLen/2, a, g.lda, &panel[0], &g.y[ir*n+jr], n, &g.sa[ir], &q.scale[jr], accum)
+						var bp *float32
+						if bias != nil {
+							bp = &bias[0]
+						}
+						g.kernel(rr, kcLen/2, a, g.lda, &panel[0], &g.y[ir*n+jr], n, &g.sa[ir], &q.scale[jr], bp, accum)
 						continue
 					}
-					g.kernel(rr, kcLen/2, a, g.lda, &panel[0], &tmp[0], qnr, &g.sa[ir], &q.scale[jr], 0)
+					g.kernel(rr, kcLen/2, a, g.lda, &panel[0], &tmp[0], qnr, &g.sa[ir], &q.scale[jr], nil, 0)
 					for i := range rr {
 						dst := g.y[(ir+i)*n+jr : (ir+i)*n+jr+cols]
 						src := tmp[i*qnr : i*qnr+cols]
+						if bias != nil {
+							addTo(src, bias)
+						}
 						if accum != 0 {
 							for j, v := range src {
 								dst[j] += v
@@ -381,6 +404,6 @@ func (g *qgemm) tile(m0, m1, n0, n1 int) {
 				}
 			}
 		}
-		applyEpilogue(g.epi, g.y, n, ic, ic+mcLen, n0, n1, g.bias, current.Load().simd)
+		applyEpilogue(g.epi, g.y, n, ic, ic+mcLen, n0, n1, nil, current.Load().simd)
 	}
 }

@@ -5,22 +5,22 @@ package kernels
 //go:generate sh -c "go run gen/int8.go > int8_amd64.s"
 
 //go:noescape
-func qgemmAVX2R1(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int)
+func qgemmAVX2R1(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int)
 
 //go:noescape
-func qgemmAVX2R2(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int)
+func qgemmAVX2R2(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int)
 
 //go:noescape
-func qgemmAVX2R3(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int)
+func qgemmAVX2R3(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int)
 
 //go:noescape
-func qgemmAVX2R4(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int)
+func qgemmAVX2R4(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int)
 
 //go:noescape
-func qgemmAVX2R5(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int)
+func qgemmAVX2R5(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int)
 
 //go:noescape
-func qgemmAVX2R6(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int)
+func qgemmAVX2R6(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int)
 
 //go:noescape
 func qWidenAVX2(dst *int16, src *int8, n int)
@@ -37,20 +37,20 @@ var hasAVX2, _ = cpuFeatures()
 // AVX2, unless the portable kernel was chosen (SetKernel("go")).
 func qAsm() bool { return hasAVX2 && current.Load() != goKernel }
 
-func qgemmAsm(r, kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int) {
+func qgemmAsm(r, kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int) {
 	switch r {
 	case 6:
-		qgemmAVX2R6(kp, a, lda, b, c, ldc, sa, sw, accum)
+		qgemmAVX2R6(kp, a, lda, b, c, ldc, sa, sw, bias, accum)
 	case 5:
-		qgemmAVX2R5(kp, a, lda, b, c, ldc, sa, sw, accum)
+		qgemmAVX2R5(kp, a, lda, b, c, ldc, sa, sw, bias, accum)
 	case 4:
-		qgemmAVX2R4(kp, a, lda, b, c, ldc, sa, sw, accum)
+		qgemmAVX2R4(kp, a, lda, b, c, ldc, sa, sw, bias, accum)
 	case 3:
-		qgemmAVX2R3(kp, a, lda, b, c, ldc, sa, sw, accum)
+		qgemmAVX2R3(kp, a, lda, b, c, ldc, sa, sw, bias, accum)
 	case 2:
-		qgemmAVX2R2(kp, a, lda, b, c, ldc, sa, sw, accum)
+		qgemmAVX2R2(kp, a, lda, b, c, ldc, sa, sw, bias, accum)
 	default:
-		qgemmAVX2R1(kp, a, lda, b, c, ldc, sa, sw, accum)
+		qgemmAVX2R1(kp, a, lda, b, c, ldc, sa, sw, bias, accum)
 	}
 }
 

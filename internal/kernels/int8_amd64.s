@@ -4,8 +4,8 @@
 
 #include "textflag.h"
 
-// func qgemmAVX2R1(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int)
-TEXT ·qgemmAVX2R1(SB), NOSPLIT, $0-72
+// func qgemmAVX2R1(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int)
+TEXT ·qgemmAVX2R1(SB), NOSPLIT, $0-80
 	MOVQ kp+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ lda+16(FP), BX
@@ -77,7 +77,15 @@ done:
 	VCVTDQ2PS Y5, Y5
 	VMULPS Y2, Y5, Y5
 	VMULPS Y1, Y5, Y5
-	MOVQ accum+64(FP), AX
+	MOVQ bias+64(FP), AX
+	TESTQ AX, AX
+	JEQ nobias
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	VADDPS Y0, Y4, Y4
+	VADDPS Y1, Y5, Y5
+nobias:
+	MOVQ accum+72(FP), AX
 	TESTQ AX, AX
 	JEQ set
 	VADDPS (DX), Y4, Y4
@@ -94,8 +102,8 @@ set:
 	VZEROUPPER
 	RET
 
-// func qgemmAVX2R2(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int)
-TEXT ·qgemmAVX2R2(SB), NOSPLIT, $0-72
+// func qgemmAVX2R2(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int)
+TEXT ·qgemmAVX2R2(SB), NOSPLIT, $0-80
 	MOVQ kp+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ lda+16(FP), BX
@@ -201,7 +209,17 @@ done:
 	VCVTDQ2PS Y7, Y7
 	VMULPS Y2, Y7, Y7
 	VMULPS Y1, Y7, Y7
-	MOVQ accum+64(FP), AX
+	MOVQ bias+64(FP), AX
+	TESTQ AX, AX
+	JEQ nobias
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	VADDPS Y0, Y4, Y4
+	VADDPS Y1, Y5, Y5
+	VADDPS Y0, Y6, Y6
+	VADDPS Y1, Y7, Y7
+nobias:
+	MOVQ accum+72(FP), AX
 	TESTQ AX, AX
 	JEQ set
 	VADDPS (DX), Y4, Y4
@@ -226,8 +244,8 @@ set:
 	VZEROUPPER
 	RET
 
-// func qgemmAVX2R3(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int)
-TEXT ·qgemmAVX2R3(SB), NOSPLIT, $0-72
+// func qgemmAVX2R3(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int)
+TEXT ·qgemmAVX2R3(SB), NOSPLIT, $0-80
 	MOVQ kp+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ lda+16(FP), BX
@@ -367,7 +385,19 @@ done:
 	VCVTDQ2PS Y9, Y9
 	VMULPS Y2, Y9, Y9
 	VMULPS Y1, Y9, Y9
-	MOVQ accum+64(FP), AX
+	MOVQ bias+64(FP), AX
+	TESTQ AX, AX
+	JEQ nobias
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	VADDPS Y0, Y4, Y4
+	VADDPS Y1, Y5, Y5
+	VADDPS Y0, Y6, Y6
+	VADDPS Y1, Y7, Y7
+	VADDPS Y0, Y8, Y8
+	VADDPS Y1, Y9, Y9
+nobias:
+	MOVQ accum+72(FP), AX
 	TESTQ AX, AX
 	JEQ set
 	VADDPS (DX), Y4, Y4
@@ -400,8 +430,8 @@ set:
 	VZEROUPPER
 	RET
 
-// func qgemmAVX2R4(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int)
-TEXT ·qgemmAVX2R4(SB), NOSPLIT, $0-72
+// func qgemmAVX2R4(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int)
+TEXT ·qgemmAVX2R4(SB), NOSPLIT, $0-80
 	MOVQ kp+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ lda+16(FP), BX
@@ -579,7 +609,21 @@ done:
 	VCVTDQ2PS Y11, Y11
 	VMULPS Y2, Y11, Y11
 	VMULPS Y1, Y11, Y11
-	MOVQ accum+64(FP), AX
+	MOVQ bias+64(FP), AX
+	TESTQ AX, AX
+	JEQ nobias
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	VADDPS Y0, Y4, Y4
+	VADDPS Y1, Y5, Y5
+	VADDPS Y0, Y6, Y6
+	VADDPS Y1, Y7, Y7
+	VADDPS Y0, Y8, Y8
+	VADDPS Y1, Y9, Y9
+	VADDPS Y0, Y10, Y10
+	VADDPS Y1, Y11, Y11
+nobias:
+	MOVQ accum+72(FP), AX
 	TESTQ AX, AX
 	JEQ set
 	VADDPS (DX), Y4, Y4
@@ -620,8 +664,8 @@ set:
 	VZEROUPPER
 	RET
 
-// func qgemmAVX2R5(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int)
-TEXT ·qgemmAVX2R5(SB), NOSPLIT, $0-72
+// func qgemmAVX2R5(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int)
+TEXT ·qgemmAVX2R5(SB), NOSPLIT, $0-80
 	MOVQ kp+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ lda+16(FP), BX
@@ -833,7 +877,23 @@ done:
 	VCVTDQ2PS Y13, Y13
 	VMULPS Y2, Y13, Y13
 	VMULPS Y1, Y13, Y13
-	MOVQ accum+64(FP), AX
+	MOVQ bias+64(FP), AX
+	TESTQ AX, AX
+	JEQ nobias
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	VADDPS Y0, Y4, Y4
+	VADDPS Y1, Y5, Y5
+	VADDPS Y0, Y6, Y6
+	VADDPS Y1, Y7, Y7
+	VADDPS Y0, Y8, Y8
+	VADDPS Y1, Y9, Y9
+	VADDPS Y0, Y10, Y10
+	VADDPS Y1, Y11, Y11
+	VADDPS Y0, Y12, Y12
+	VADDPS Y1, Y13, Y13
+nobias:
+	MOVQ accum+72(FP), AX
 	TESTQ AX, AX
 	JEQ set
 	VADDPS (DX), Y4, Y4
@@ -882,8 +942,8 @@ set:
 	VZEROUPPER
 	RET
 
-// func qgemmAVX2R6(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int)
-TEXT ·qgemmAVX2R6(SB), NOSPLIT, $0-72
+// func qgemmAVX2R6(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int)
+TEXT ·qgemmAVX2R6(SB), NOSPLIT, $0-80
 	MOVQ kp+0(FP), CX
 	MOVQ a+8(FP), SI
 	MOVQ lda+16(FP), BX
@@ -1129,7 +1189,25 @@ done:
 	VCVTDQ2PS Y15, Y15
 	VMULPS Y2, Y15, Y15
 	VMULPS Y1, Y15, Y15
-	MOVQ accum+64(FP), AX
+	MOVQ bias+64(FP), AX
+	TESTQ AX, AX
+	JEQ nobias
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	VADDPS Y0, Y4, Y4
+	VADDPS Y1, Y5, Y5
+	VADDPS Y0, Y6, Y6
+	VADDPS Y1, Y7, Y7
+	VADDPS Y0, Y8, Y8
+	VADDPS Y1, Y9, Y9
+	VADDPS Y0, Y10, Y10
+	VADDPS Y1, Y11, Y11
+	VADDPS Y0, Y12, Y12
+	VADDPS Y1, Y13, Y13
+	VADDPS Y0, Y14, Y14
+	VADDPS Y1, Y15, Y15
+nobias:
+	MOVQ accum+72(FP), AX
 	TESTQ AX, AX
 	JEQ set
 	VADDPS (DX), Y4, Y4

@@ -6,8 +6,8 @@ package kernels
 // build.
 func qAsm() bool { return false }
 
-func qgemmAsm(r, kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int) {
-	qgemmGo(r, kp, a, lda, b, c, ldc, sa, sw, accum)
+func qgemmAsm(r, kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int) {
+	qgemmGo(r, kp, a, lda, b, c, ldc, sa, sw, bias, accum)
 }
 
 func widenAsm(dst []int16, src []int8) { widenGo(dst, src) }

@@ -30,7 +30,7 @@ func BenchmarkMicroKernelInt8(b *testing.B) {
 			c := make([]float32, r*qnr)
 			sa, sw := make([]float32, r), make([]float32, qnr)
 			for b.Loop() {
-				qgemmAsm(r, kp, &a[0], 2*kp, &bb[0], &c[0], qnr, &sa[0], &sw[0], 1)
+				qgemmAsm(r, kp, &a[0], 2*kp, &bb[0], &c[0], qnr, &sa[0], &sw[0], nil, 1)
 			}
 			b.ReportMetric(2*float64(r*qnr*2*kp)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})

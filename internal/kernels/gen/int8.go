@@ -9,7 +9,8 @@
 // side by side: one VPMADDWD multiplies 16 pairs and adds each pair into a
 // 32-bit lane, so a k pair costs two VPMADDWD and two VPADDD per row. The
 // 32-bit sums are exact; the tile is then scaled to float32 as
-// (float(sum)·rowScale)·colScale and stored or added to C.
+// (float(sum)·rowScale)·colScale, a bias (if not nil) is added, and the
+// result is stored or added to C.
 //
 //	go run gen/int8.go > int8_amd64.s
 package main
@@ -60,8 +61,8 @@ func main() {
 			p("\tADDQ $%d, DI", 64*pairs)
 		}
 		p("")
-		p("// func qgemmAVX2R%d(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw *float32, accum int)", r)
-		p("TEXT ·qgemmAVX2R%d(SB), NOSPLIT, $0-72", r)
+		p("// func qgemmAVX2R%d(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int)", r)
+		p("TEXT ·qgemmAVX2R%d(SB), NOSPLIT, $0-80", r)
 		p("\tMOVQ kp+0(FP), CX")
 		p("\tMOVQ a+8(FP), SI")
 		p("\tMOVQ lda+16(FP), BX")
@@ -108,7 +109,17 @@ func main() {
 				p("\tVMULPS Y%d, %s, %s", j, acc(i, j), acc(i, j))
 			}
 		}
-		p("\tMOVQ accum+64(FP), AX")
+		p("\tMOVQ bias+64(FP), AX")
+		p("\tTESTQ AX, AX")
+		p("\tJEQ nobias")
+		p("\tVMOVUPS (AX), Y0")
+		p("\tVMOVUPS 32(AX), Y1")
+		for i := 0; i < r; i++ {
+			p("\tVADDPS Y0, %s, %s", acc(i, 0), acc(i, 0))
+			p("\tVADDPS Y1, %s, %s", acc(i, 1), acc(i, 1))
+		}
+		p("nobias:")
+		p("\tMOVQ accum+72(FP), AX")
 		p("\tTESTQ AX, AX")
 		p("\tJEQ set")
 		for i := 0; i < r; i++ {
