@@ -66,32 +66,47 @@ func PackLinearInt8(w []float32, n, k int) *PackedB {
 	q := &qweights{kp: kp, kc: kc, npanel: (n + qnr - 1) / qnr}
 	q.data = make([]int8, q.npanel*qnr*kp)
 	q.scale = make([]float32, q.npanel*qnr)
-	Parallel(n, func(lo, hi int) {
-		for j := lo; j < hi; j++ {
-			row := w[j*k : j*k+k]
-			var amax float64
-			for _, v := range row {
-				amax = math.Max(amax, math.Abs(float64(v)))
-			}
-			if amax == 0 || math.IsNaN(amax) || math.IsInf(amax, 0) {
-				if amax != 0 {
-					q.scale[j] = float32(math.NaN())
-				}
-				continue // the column's values stay zero
-			}
-			q.scale[j] = float32(amax / 127)
-			inv := 127 / amax
-			pan, col := j/qnr, j%qnr
-			for i, v := range row {
-				pc := i / kc * kc
-				kcLen := min(kc, kp-pc)
-				off := pc*q.npanel*qnr + pan*kcLen*qnr + ((i-pc)/2)*2*qnr + 2*col + (i-pc)%2
-				r := math.RoundToEven(float64(v) * inv)
-				q.data[off] = int8(max(-127, min(127, r)))
-			}
+	// One panel (16 output features) per task: each writes its own
+	// bytes of the layout.
+	Parallel(q.npanel, func(lo, hi int) {
+		for j := lo * qnr; j < min(hi*qnr, n); j++ {
+			q.packRow(j, w[j*k:j*k+k])
 		}
 	})
 	return &PackedB{n: n, k: k, q: q}
+}
+
+// packRow quantises output feature j (its weights row) into q.
+func (q *qweights) packRow(j int, row []float32) {
+	bits := absMaxBits(row)
+	if bits == 0 {
+		return
+	}
+	if bits >= 0x7f800000 {
+		q.scale[j] = float32(math.NaN()) // values stay zero
+		return
+	}
+	amax := float64(math.Float32frombits(bits))
+	q.scale[j] = float32(amax / 127)
+	inv := 127 / amax
+	quant := func(v float32) int8 {
+		return int8(max(-127, min(127, math.RoundToEven(float64(v)*inv))))
+	}
+	k := len(row)
+	pan, col := j/qnr, j%qnr
+	for pc := 0; pc < q.kp; pc += q.kc {
+		kcLen := min(q.kc, q.kp-pc)
+		dst := q.data[pc*q.npanel*qnr+pan*kcLen*qnr : pc*q.npanel*qnr+(pan+1)*kcLen*qnr]
+		for t := 0; t < kcLen/2; t++ {
+			i := pc + 2*t
+			if i+1 < k {
+				dst[t*2*qnr+2*col] = quant(row[i])
+				dst[t*2*qnr+2*col+1] = quant(row[i+1])
+			} else if i < k {
+				dst[t*2*qnr+2*col] = quant(row[i])
+			}
+		}
+	}
 }
 
 // ToInt8 returns a copy of p quantised to int8 (see PackLinearInt8); p is
