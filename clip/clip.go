@@ -49,6 +49,7 @@ type Model struct {
 	ctxLen   int
 	scale    float32 // log space
 	kind     string
+	prec     model.Precision
 	pixels   pixelPool // batch pixel buffers reused by encode
 }
 
@@ -201,7 +202,7 @@ func Load(path string, opts ...Option) (*Model, error) {
 		pre.HFOrder = *o.hfOrder
 	}
 	o.applyTo(&pre)
-	m := &Model{towers: net, net: net, tok: tok, pre: pre, path: path, batch: o.batch,
+	m := &Model{towers: net, net: net, tok: tok, pre: pre, path: path, batch: o.batch, prec: prec,
 		embed: cfg.EmbedDim, size: cfg.Vision.ImageSize, ctxLen: cfg.Text.ContextLength, scale: net.LogitScale, kind: "clip"}
 	m.tokenize = func(text string) ([]int32, bool) { return tok.Tokenize(text, m.ctxLen) }
 	return m, nil
@@ -255,7 +256,7 @@ func loadChinese(path string, o options) (*Model, error) {
 	}
 	pre := cn.Preprocess
 	o.applyTo(&pre)
-	m := &Model{towers: cn, cn: cn, pre: pre, path: path, batch: o.batch,
+	m := &Model{towers: cn, cn: cn, pre: pre, path: path, batch: o.batch, prec: model.FP32,
 		embed: cn.EmbedDim(), size: cn.ImageSize(), ctxLen: cn.ContextLength(), scale: cn.LogitScale, kind: "chinese-clip"}
 	m.tokenize = func(text string) ([]int32, bool) {
 		rows, trunc, err := cn.Tokenize([]string{text})
@@ -351,6 +352,10 @@ func (m *Model) LogitScale() float32 { return float32(math.Exp(float64(m.scale))
 
 // Path returns where the model was loaded from.
 func (m *Model) Path() string { return m.path }
+
+// Precision returns the precision of the linear layers' weights, as
+// chosen by WithPrecision: "fp32", "bf16" or "int8".
+func (m *Model) Precision() string { return string(m.prec) }
 
 // Network exposes the underlying CLIP network (for training and
 // diagnostics); it is nil for Chinese-CLIP models.

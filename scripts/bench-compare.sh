@@ -10,6 +10,8 @@
 #   ROUNDS=3 scripts/bench-compare.sh              (goclip and ONNX Runtime alternated 3 times
 #                                                   per row; the row shows the medians and the
 #                                                   median of the per-round ratios)
+#   PRECISION=int8 scripts/bench-compare.sh        (goclip with --precision int8 or bf16; the
+#                                                   baselines stay fp32)
 #
 # RN50 and RN101 measure the image tower only (PyTorch and the ONNX export
 # from scripts/bench/torch_rn50_bench.py, our own ModifiedResNet): their
@@ -63,7 +65,7 @@ for what in $whats; do
     esac
     gs= os= rs=
     for r in $(seq "$rounds"); do
-      g=$("$goclip" bench --arch "$arch" --what "$what" --batch "$batch" --threads "$threads" --time 10s --json | ips)
+      g=$("$goclip" bench --arch "$arch" --what "$what" --batch "$batch" --threads "$threads" --precision "${PRECISION:-fp32}" --time 10s --json | ips)
       o=$(NODE_PATH="$work/node_modules" node "$bench/ort_clip_bench.js" "$work/$arch-$what.onnx" "$what" "$batch" "$threads" | ips)
       [ "$rounds" -gt 1 ] && printf '  round %d: goclip %.2f onnxrt %.2f (%.2fx)\n' "$r" "$g" "$o" "$(echo "$g / $o" | bc -l)"
       gs="$gs $g" os="$os $o" rs="$rs $(echo "$g / $o" | bc -l)"
@@ -74,4 +76,4 @@ for what in $whats; do
     printf '%-6s %5d %10.2f %10.2f %10.2f %7.2fx %7.2fx\n' "$what" "$batch" "$g" "$p" "$o" "$vt" "$ro"
   done
 done
-echo "($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $threads threads, $rounds round(s), OPENBLAS_CORETYPE=$coretype, $(date -u +%Y-%m-%d))"
+echo "($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $threads threads, goclip ${PRECISION:-fp32}, $rounds round(s), OPENBLAS_CORETYPE=$coretype, $(date -u +%Y-%m-%d))"

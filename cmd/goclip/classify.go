@@ -64,7 +64,9 @@ func (z *zsFlags) build(ctx context.Context, m *clip.Model, mf *modelFlags, labe
 		if dir == "" {
 			dir, _ = zeroshot.DefaultCacheDir()
 		}
-		key, err := zeroshot.ModelKey(m.Path(), "tokenizer="+mf.tokenizer)
+		// The class weights depend on the text encoder's weights as
+		// loaded: an int8 or bf16 model has its own entries.
+		key, err := zeroshot.ModelKey(m.Path(), "tokenizer="+mf.tokenizer, "precision="+m.Precision())
 		if err == nil && dir != "" {
 			o.CacheDir, o.ModelKey = dir, key
 		}

@@ -105,6 +105,21 @@ func TestClassifyJSON(t *testing.T) {
 	if code != 0 || out2 != out {
 		t.Errorf("cached run differs (exit %d)", code)
 	}
+	// Another precision has class weights of its own, not the fp32 ones.
+	entries := func() int {
+		es, err := os.ReadDir(filepath.Join(os.Getenv("GOCLIP_CACHE"), "classifiers"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(es)
+	}
+	n := entries()
+	if code, _, errs := runMain(t, append([]string{args[0], "--precision", "int8"}, args[1:]...)...); code != 0 {
+		t.Fatalf("--precision int8: exit %d: %s", code, errs)
+	}
+	if got := entries(); got != n+1 {
+		t.Errorf("--precision int8 left %d cache entries, want %d (its own beside fp32's)", got, n+1)
+	}
 }
 
 func TestClassifyModes(t *testing.T) {

@@ -48,7 +48,7 @@ func TestWriteAndLoadSmall(t *testing.T) {
 	if _, err := WriteRandomSafetensors(path, cfg, 1); err != nil {
 		t.Fatal(err)
 	}
-	r, err := MeasureLoad(path, cfg, 2)
+	r, err := MeasureLoad(path, cfg, 2, model.FP32)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func BenchmarkLoadViTB32(b *testing.B) {
 	}
 	var r LoadResult
 	for b.Loop() {
-		if r, err = MeasureLoad(path, cfg, 32); err != nil {
+		if r, err = MeasureLoad(path, cfg, 32, model.FP32); err != nil {
 			b.Fatal(err)
 		}
 	}

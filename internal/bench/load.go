@@ -142,13 +142,13 @@ func ReadFileOnce(path string) (time.Duration, error) {
 }
 
 // MeasureLoad loads the safetensors file at path as clip.Load does
-// (checkpoint.OpenSafetensors, model.New, Close), then embeds batch images
+// (checkpoint.OpenSafetensors, model.NewPrecision with prec, Close), then embeds batch images
 // and texts (none if batch ≤ 0), reporting time and memory. The peak figures are the process's
 // high-water mark, so they mean "of the load" only in a process that did
 // nothing bigger before (see the load benchmarks, which run each
 // measurement in a fresh process); where the kernel allows it, the mark is
 // reset first.
-func MeasureLoad(path string, cfg model.Config, batch int) (LoadResult, error) {
+func MeasureLoad(path string, cfg model.Config, batch int, prec model.Precision) (LoadResult, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return LoadResult{}, err
@@ -168,7 +168,7 @@ func MeasureLoad(path string, cfg model.Config, batch int) (LoadResult, error) {
 	if err != nil {
 		return LoadResult{}, err
 	}
-	m, err := model.New(cfg, f)
+	m, err := model.NewPrecision(cfg, f, prec)
 	if err != nil {
 		return LoadResult{}, err
 	}

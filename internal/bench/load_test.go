@@ -24,9 +24,10 @@ const loadResultPrefix = "LOADRESULT "
 
 // loadJob is what measureFresh asks its child to measure.
 type loadJob struct {
-	Config model.Config
-	Path   string
-	Batch  int
+	Config    model.Config
+	Path      string
+	Batch     int
+	Precision model.Precision
 }
 
 // TestLoadChild measures one load in this process and prints the result as
@@ -40,7 +41,7 @@ func TestLoadChild(t *testing.T) {
 	if err := json.Unmarshal([]byte(spec), &job); err != nil {
 		t.Fatalf("%s=%q: %v", loadChildEnv, spec, err)
 	}
-	r, err := MeasureLoad(job.Path, job.Config, job.Batch)
+	r, err := MeasureLoad(job.Path, job.Config, job.Batch, job.Precision)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,9 +52,9 @@ func TestLoadChild(t *testing.T) {
 // measureFresh runs MeasureLoad in a fresh process (this test binary
 // re-executed), so that the peak RSS it reports belongs to that one load
 // and owes nothing to what this process did before.
-func measureFresh(tb testing.TB, cfg model.Config, path string, batch int) LoadResult {
+func measureFresh(tb testing.TB, cfg model.Config, path string, batch int, prec model.Precision) LoadResult {
 	tb.Helper()
-	spec, err := json.Marshal(loadJob{Config: cfg, Path: path, Batch: batch})
+	spec, err := json.Marshal(loadJob{Config: cfg, Path: path, Batch: batch, Precision: prec})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func TestMeasureLoadFresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := measureFresh(t, cfg, path, 2)
+	r := measureFresh(t, cfg, path, 2, model.FP32)
 	t.Logf("%+v", r)
 	if r.Load <= 0 || r.ReadOnce <= 0 || r.FileMB != float64(size)/1e6 {
 		t.Errorf("missing timings or size: %+v", r)
@@ -137,7 +138,9 @@ func median(v []float64) float64 {
 // after embedding a batch of 32 images and 32 texts, against the issue's
 // bound (1.2 × the fp32 weights + 100 MB; peak_over_bound, goal ≤ 1); and
 // the steady RSS after loading and after embedding. Sizes are MB of 10⁶
-// bytes. Run it alone: -run '^$' -bench LoadViTB32Fresh -benchtime 3x.
+// bytes. One sub-benchmark per precision of the linear weights (fp32,
+// bf16, int8; the bound is the fp32 one for all). Run it alone: -run '^$'
+// -bench LoadViTB32Fresh -benchtime 3x.
 func BenchmarkLoadViTB32Fresh(b *testing.B) {
 	cfg, err := model.Arch("ViT-B-32")
 	if err != nil {
@@ -148,11 +151,16 @@ func BenchmarkLoadViTB32Fresh(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	fileMB := float64(size) / 1e6
+	for _, prec := range []model.Precision{model.FP32, model.BF16, model.Int8} {
+		b.Run(string(prec), func(b *testing.B) { benchLoadFresh(b, cfg, path, float64(size)/1e6, prec) })
+	}
+}
+
+func benchLoadFresh(b *testing.B, cfg model.Config, path string, fileMB float64, prec model.Precision) {
 	var load, cpu, read, ratio, peakLoad, peak, steady, embed []float64
 	b.ResetTimer()
 	for b.Loop() {
-		r := measureFresh(b, cfg, path, 32)
+		r := measureFresh(b, cfg, path, 32, prec)
 		load = append(load, r.Load.Seconds())
 		cpu = append(cpu, r.LoadCPU.Seconds())
 		read = append(read, r.ReadOnce.Seconds())
@@ -173,6 +181,6 @@ func BenchmarkLoadViTB32Fresh(b *testing.B) {
 	b.ReportMetric(median(embed), "rss_embed_MB")
 	b.ReportMetric(bound, "bound_MB")
 	b.ReportMetric(median(peak)/bound, "peak_over_bound")
-	b.Logf("ViT-B/32 %.1f MB: load %.3f s (goal < 1 s; CPU %.2f s; read once %.3f s), peak RSS %.0f MB loading, %.0f MB embedding (goal ≤ %.0f MB), steady %.0f MB; each a median of %d fresh processes",
-		fileMB, median(load), median(cpu), median(read), median(peakLoad), median(peak), bound, median(steady), len(load))
+	b.Logf("ViT-B/32 %.1f MB, %s: load %.3f s (goal < 1 s; CPU %.2f s; read once %.3f s), peak RSS %.0f MB loading, %.0f MB embedding (goal ≤ %.0f MB), steady %.0f MB; each a median of %d fresh processes",
+		fileMB, prec, median(load), median(cpu), median(read), median(peakLoad), median(peak), bound, median(steady), len(load))
 }
