@@ -1,0 +1,99 @@
+package bench
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/goclip/goclip/internal/model"
+)
+
+// BenchmarkPrecision times the ViT-B/32 towers (random weights) with
+// float32 and with int8 linear weights, alternating the two pass by pass
+// in one process (the only comparison this noisy machine allows), and
+// reports both rates, their ratio (int8_speedup) and one minus the worst
+// cosine of the int8 features to the float32 ones (cosine_gap). Each iteration is one pass of
+// each: -benchtime 20x for batch 1, 3x for batch 32.
+func BenchmarkPrecision(b *testing.B) {
+	cfg, err := model.Arch("ViT-B-32")
+	if err != nil {
+		b.Fatal(err)
+	}
+	fp, err := model.Random(cfg, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	q, err := model.Random(cfg, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	q.UsePrecision(model.Int8)
+	r := rand.New(rand.NewPCG(2, 3))
+	for _, what := range []string{"image", "text"} {
+		for _, batch := range []int{1, 32} {
+			b.Run(fmt.Sprintf("%s/batch=%d", what, batch), func(b *testing.B) {
+				s := cfg.Vision.ImageSize
+				px := make([]float32, batch*3*s*s)
+				for i := range px {
+					px[i] = float32(r.NormFloat64())
+				}
+				toks := make([][]int32, batch)
+				for i := range toks {
+					row := make([]int32, cfg.Text.ContextLength)
+					row[0] = 49406
+					n := 5 + r.IntN(15)
+					for j := 1; j <= n; j++ {
+						row[j] = int32(1000 + r.IntN(40000))
+					}
+					row[n+1] = 49407
+					toks[i] = row
+				}
+				ed := cfg.EmbedDim
+				of, oq := make([]float32, batch*ed), make([]float32, batch*ed)
+				pass := func(m *model.Model, out []float32) time.Duration {
+					start := time.Now()
+					if what == "image" {
+						m.EncodeImage(out, px, batch, nil)
+					} else if err := m.EncodeText(out, toks, nil); err != nil {
+						b.Fatal(err)
+					}
+					return time.Since(start)
+				}
+				pass(fp, of)
+				pass(q, oq)
+				var tf, tq time.Duration
+				b.ResetTimer()
+				for i := 0; b.Loop(); i++ {
+					if i%2 == 0 {
+						tf += pass(fp, of)
+						tq += pass(q, oq)
+					} else {
+						tq += pass(q, oq)
+						tf += pass(fp, of)
+					}
+				}
+				worst := 1.0
+				for i := range batch {
+					worst = math.Min(worst, cosine(of[i*ed:(i+1)*ed], oq[i*ed:(i+1)*ed]))
+				}
+				items := float64(b.N * batch)
+				b.ReportMetric(items/tf.Seconds(), "fp32_items/s")
+				b.ReportMetric(items/tq.Seconds(), "int8_items/s")
+				b.ReportMetric(tf.Seconds()/tq.Seconds(), "int8_speedup")
+				b.ReportMetric(1-worst, "cosine_gap")
+			})
+		}
+	}
+}
+
+func cosine(a, b []float32) float64 {
+	var d, na, nb float64
+	for i := range a {
+		d += float64(a[i]) * float64(b[i])
+		na += float64(a[i]) * float64(a[i])
+		nb += float64(b[i]) * float64(b[i])
+	}
+	return d / math.Sqrt(na*nb)
+}
