@@ -12,6 +12,7 @@ import (
 	"github.com/goclip/goclip/clip"
 	"github.com/goclip/goclip/internal/builtin"
 	"github.com/goclip/goclip/internal/hub"
+	"github.com/goclip/goclip/internal/kernels"
 )
 
 func init() {
@@ -43,6 +44,9 @@ func (mf *modelFlags) load() (*clip.Model, error) {
 	path, err := resolveModel(mf.model, mf.stderr)
 	if err != nil {
 		return nil, err
+	}
+	if mf.precision == "int8" && !kernels.Int8Accelerated() && mf.stderr != nil {
+		fmt.Fprintln(mf.stderr, "goclip: warning: --precision int8 runs in portable Go on this CPU (no AVX2): slower than fp32, only the memory is saved")
 	}
 	opts := []clip.Option{clip.WithBatchSize(mf.batch), clip.WithHFPreprocessing(mf.hf), clip.WithEXIFOrientation(mf.exif), clip.WithPrecision(mf.precision)}
 	if mf.tokenizer != "" {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/goclip/goclip/internal/fixtures"
+	"github.com/goclip/goclip/internal/kernels"
 )
 
 func run(t *testing.T, args ...string) (string, string, int) {
@@ -94,5 +95,27 @@ func TestUsageErrors(t *testing.T) {
 	}
 	if _, stderr, code := run(t, "embed", "--model", "/nonexistent/model.safetensors", "--text", "x"); code != 1 || !strings.Contains(stderr, "/nonexistent/model.safetensors") {
 		t.Errorf("missing model: exit %d, %q", code, stderr)
+	}
+}
+
+// TestEmbedInt8Warning: --precision int8 says so where it cannot be fast
+// (the portable kernel, forced here), and stays quiet where it is.
+func TestEmbedInt8Warning(t *testing.T) {
+	dir := fixtures.Dir(t)
+	model := fixtures.HFDir(t, dir)
+	old := kernels.Kernel()
+	defer kernels.SetKernel(old)
+	for _, name := range []string{"go", old} {
+		if err := kernels.SetKernel(name); err != nil {
+			t.Fatal(err)
+		}
+		_, stderr, code := run(t, "embed", "--model", model, "--precision", "int8", "--text", "a cat")
+		if code != 0 {
+			t.Fatalf("kernel %s: exit %d: %s", name, code, stderr)
+		}
+		warned := strings.Contains(stderr, "portable Go")
+		if want := !kernels.Int8Accelerated(); warned != want {
+			t.Errorf("kernel %s: warned %v, want %v (stderr %q)", name, warned, want, stderr)
+		}
 	}
 }

@@ -118,6 +118,11 @@ func (p *PackedB) ToInt8() *PackedB {
 	return PackLinearInt8(p.Unpack(), p.n, p.k)
 }
 
+// Int8Accelerated reports whether int8 products run in assembly on this
+// CPU and build (amd64 with AVX2, not purego, kernel not forced to "go");
+// elsewhere they run in portable Go, slower than the float32 products.
+func Int8Accelerated() bool { return qAsm() }
+
 // Int8 reports whether p's weight is int8.
 func (p *PackedB) Int8() bool { return p.q != nil }
 
