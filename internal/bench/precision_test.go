@@ -10,14 +10,21 @@ import (
 	"github.com/goclip/goclip/internal/model"
 )
 
-// BenchmarkPrecision times the ViT-B/32 towers (random weights) with
-// float32 and with int8 linear weights, alternating the two pass by pass
+// BenchmarkPrecision times the ViT-B/32 towers and RN50's image tower
+// (random weights) in float32 and in int8, alternating the two pass by pass
 // in one process (the only comparison this noisy machine allows), and
 // reports both rates, their ratio (int8_speedup) and one minus the worst
 // cosine of the int8 features to the float32 ones (cosine_gap). Each iteration is one pass of
-// each: -benchtime 20x for batch 1, 3x for batch 32.
+// each: -benchtime 20x for batch 1, 3x for batch 32
+// (-bench 'Precision/ViT-B-32/.*/batch=1$').
 func BenchmarkPrecision(b *testing.B) {
-	cfg, err := model.Arch("ViT-B-32")
+	for _, arch := range []string{"ViT-B-32", "RN50"} {
+		b.Run(arch, func(b *testing.B) { benchPrecision(b, arch) })
+	}
+}
+
+func benchPrecision(b *testing.B, arch string) {
+	cfg, err := model.Arch(arch)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -31,7 +38,11 @@ func BenchmarkPrecision(b *testing.B) {
 	}
 	q.UsePrecision(model.Int8)
 	r := rand.New(rand.NewPCG(2, 3))
-	for _, what := range []string{"image", "text"} {
+	whats := []string{"image", "text"}
+	if cfg.Vision.IsResNet() {
+		whats = whats[:1] // the text tower is ViT-B-32's
+	}
+	for _, what := range whats {
 		for _, batch := range []int{1, 32} {
 			b.Run(fmt.Sprintf("%s/batch=%d", what, batch), func(b *testing.B) {
 				s := cfg.Vision.ImageSize

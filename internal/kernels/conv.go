@@ -36,6 +36,10 @@ type Conv struct {
 	// convolutions of stride 1 (see winograd.go), computed on first use.
 	winoOnce [2]sync.Once
 	wino     [2]*winoWeights
+
+	// q holds the weight as int8 instead (1×1 convolutions of stride 1,
+	// see PackConvInt8); kern and a are then unset.
+	q *convQ
 }
 
 // ConvEpilogue selects what Conv.Forward does after the product.
@@ -120,6 +124,10 @@ func (c *Conv) Forward(y, x []float32, batch, h, w int, bias []float32, epi Conv
 	}
 	if epi < ConvBias || epi > ConvResidualReLU {
 		panic(fmt.Sprintf("kernels.Conv.Forward: unknown epilogue %d", int(epi)))
+	}
+	if c.q != nil {
+		c.forwardInt8(y, x, batch, h*w, bias, epi)
+		return oh, ow
 	}
 	if a := c.winoAlgo(h, w); a != nil {
 		c.forwardWinograd(a, y, x, batch, h, w, bias, epi)

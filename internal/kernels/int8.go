@@ -78,7 +78,7 @@ func PackLinearInt8(w []float32, n, k int) *PackedB {
 
 // packRow quantises output feature j (its weights row) into q.
 func (q *qweights) packRow(j int, row []float32) {
-	bits := absMaxBits(row)
+	bits := absMaxBits(true, row)
 	if bits == 0 {
 		return
 	}
@@ -146,9 +146,9 @@ func (q *qweights) unpack(n, k int) []float32 {
 // largest magnitude is below 2⁻¹⁰⁰ counts as zero; a row holding an
 // infinity or NaN gets scale NaN, so that the outputs it feeds are NaN as
 // they would be in float32.
-func quantRow(dst []int16, src []float32, qmax int32) float32 {
+func quantRow(useAsm bool, dst []int16, src []float32, qmax int32) float32 {
 	dst = dst[:len(src)]
-	bits := absMaxBits(src)
+	bits := absMaxBits(useAsm, src)
 	if bits >= 0x7f800000 {
 		clear(dst)
 		return float32(math.NaN())
@@ -158,7 +158,7 @@ func quantRow(dst []int16, src []float32, qmax int32) float32 {
 		clear(dst)
 		return 0
 	}
-	roundRow(dst, src, float32(qmax)/amax)
+	roundRow(useAsm, dst, src, float32(qmax)/amax)
 	return amax / float32(qmax)
 }
 
@@ -327,7 +327,7 @@ func (g *qgemm) RunRange(lo, hi int) {
 	if g.quant {
 		for i := lo; i < hi; i++ {
 			dst := g.xq[i*kp : (i+1)*kp]
-			g.sa[i] = quantRow(dst[:k], g.x[i*k:(i+1)*k], g.qmax)
+			g.sa[i] = quantRow(g.useAsm, dst[:k], g.x[i*k:(i+1)*k], g.qmax)
 			if kp > k {
 				dst[k] = 0
 			}

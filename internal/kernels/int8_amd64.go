@@ -31,6 +31,12 @@ func qAbsMaxAVX2(src *float32, n int) uint32
 //go:noescape
 func qRoundAVX2(dst *int16, src *float32, n int, inv float32)
 
+//go:noescape
+func qPanelAbsMaxAVX2(bits *uint32, src *float32, stride, rows int)
+
+//go:noescape
+func qPanelPackAVX2(dst *int16, src *float32, stride, pairs int, inv *float32)
+
 var hasAVX2, _ = cpuFeatures()
 
 // qAsm reports whether the int8 products run in assembly: on CPUs with
@@ -63,24 +69,46 @@ func widenAsm(dst []int16, src []int8) {
 	qWidenAVX2(&dst[0], &src[0], len(dst))
 }
 
-// absMaxBits is absMaxBitsGo, vectorised where the CPU has AVX2.
-func absMaxBits(src []float32) uint32 {
+// absMaxBits is absMaxBitsGo, vectorised where the CPU has AVX2 (and
+// useAsm: the portable int8 path keeps to Go).
+func absMaxBits(useAsm bool, src []float32) uint32 {
 	n := 0
 	var m uint32
-	if hasAVX2 && len(src) >= 8 {
+	if useAsm && hasAVX2 && len(src) >= 8 {
 		n = len(src) &^ 7
 		m = qAbsMaxAVX2(&src[0], n)
 	}
 	return max(m, absMaxBitsGo(src[n:]))
 }
 
-// roundRow is roundRowGo, vectorised where the CPU has AVX2.
-func roundRow(dst []int16, src []float32, inv float32) {
+// roundRow is roundRowGo, vectorised where the CPU has AVX2 (and useAsm).
+func roundRow(useAsm bool, dst []int16, src []float32, inv float32) {
 	n := 0
-	if hasAVX2 && len(src) >= 16 {
+	if useAsm && hasAVX2 && len(src) >= 16 {
 		n = len(src) &^ 15
 		_ = dst[n-1]
 		qRoundAVX2(&dst[0], &src[0], n, inv)
 	}
 	roundRowGo(dst[n:], src[n:], inv)
+}
+
+// panelAbsMax is panelAbsMaxGo, in assembly when useAsm (see qAsm).
+func panelAbsMax(useAsm bool, bits *[qnr]uint32, src []float32, stride, rows int) {
+	if !useAsm || rows == 0 {
+		panelAbsMaxGo(bits, src, stride, rows)
+		return
+	}
+	_ = src[(rows-1)*stride+qnr-1]
+	qPanelAbsMaxAVX2(&bits[0], &src[0], stride, rows)
+}
+
+// panelPack is panelPackGo, in assembly when useAsm (see qAsm).
+func panelPack(useAsm bool, dst []int16, src []float32, stride, pairs int, inv *[qnr]float32) {
+	if !useAsm || pairs == 0 {
+		panelPackGo(dst, src, stride, pairs, inv)
+		return
+	}
+	_ = src[(2*pairs-1)*stride+qnr-1]
+	_ = dst[pairs*2*qnr-1]
+	qPanelPackAVX2(&dst[0], &src[0], stride, pairs, &inv[0])
 }

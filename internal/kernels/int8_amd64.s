@@ -1350,3 +1350,73 @@ rloop:
 rdone:
 	VZEROUPPER
 	RET
+
+// func qPanelAbsMaxAVX2(bits *uint32, src *float32, stride, rows int)
+// bits[l] = max(bits[l], the largest bit pattern of |src[r·stride+l]|)
+// over rows r, for the 16 lanes l of a 1×1 convolution's pixel panel.
+TEXT ·qPanelAbsMaxAVX2(SB), NOSPLIT, $0-32
+	MOVQ bits+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ stride+16(FP), BX
+	SHLQ $2, BX
+	MOVQ rows+24(FP), CX
+	VPCMPEQD Y2, Y2, Y2
+	VPSRLD $1, Y2, Y2
+	VMOVDQU (DI), Y0
+	VMOVDQU 32(DI), Y1
+	TESTQ CX, CX
+	JEQ pmdone
+pmloop:
+	VPAND (SI), Y2, Y3
+	VPAND 32(SI), Y2, Y4
+	VPMAXSD Y3, Y0, Y0
+	VPMAXSD Y4, Y1, Y1
+	ADDQ BX, SI
+	DECQ CX
+	JNE pmloop
+pmdone:
+	VMOVDQU Y0, (DI)
+	VMOVDQU Y1, 32(DI)
+	VZEROUPPER
+	RET
+
+// func qPanelPackAVX2(dst *int16, src *float32, stride, pairs int, inv *float32)
+// For each pair of rows (2r, 2r+1) of src (stride floats apart), the
+// 16 lanes of each multiplied by inv[0:16] and rounded to the nearest
+// integer (ties to even), written as 16 pairs of 16-bit values, the
+// even row's first: dst[32r+2l+e] = round(src[(2r+e)·stride+l]·inv[l]).
+// The products must lie within int16 (a NaN or infinite product,
+// where inv[l] = 0, gives 0).
+TEXT ·qPanelPackAVX2(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ stride+16(FP), BX
+	SHLQ $2, BX
+	MOVQ pairs+24(FP), CX
+	MOVQ inv+32(FP), AX
+	VMOVUPS (AX), Y6
+	VMOVUPS 32(AX), Y7
+	TESTQ CX, CX
+	JEQ ppdone
+pploop:
+	VMULPS (SI), Y6, Y0
+	VMULPS 32(SI), Y7, Y1
+	VMULPS (SI)(BX*1), Y6, Y2
+	VMULPS 32(SI)(BX*1), Y7, Y3
+	VCVTPS2DQ Y0, Y0
+	VCVTPS2DQ Y1, Y1
+	VCVTPS2DQ Y2, Y2
+	VCVTPS2DQ Y3, Y3
+	VPSLLD $16, Y2, Y2
+	VPSLLD $16, Y3, Y3
+	VPBLENDW $0xaa, Y2, Y0, Y0
+	VPBLENDW $0xaa, Y3, Y1, Y1
+	VMOVDQU Y0, (DI)
+	VMOVDQU Y1, 32(DI)
+	LEAQ (SI)(BX*2), SI
+	ADDQ $64, DI
+	DECQ CX
+	JNE pploop
+ppdone:
+	VZEROUPPER
+	RET

@@ -12,6 +12,14 @@ func qgemmAsm(r, kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, s
 
 func widenAsm(dst []int16, src []int8) { widenGo(dst, src) }
 
-func absMaxBits(src []float32) uint32 { return absMaxBitsGo(src) }
+func absMaxBits(useAsm bool, src []float32) uint32 { return absMaxBitsGo(src) }
 
-func roundRow(dst []int16, src []float32, inv float32) { roundRowGo(dst, src, inv) }
+func roundRow(useAsm bool, dst []int16, src []float32, inv float32) { roundRowGo(dst, src, inv) }
+
+func panelAbsMax(useAsm bool, bits *[qnr]uint32, src []float32, stride, rows int) {
+	panelAbsMaxGo(bits, src, stride, rows)
+}
+
+func panelPack(useAsm bool, dst []int16, src []float32, stride, pairs int, inv *[qnr]float32) {
+	panelPackGo(dst, src, stride, pairs, inv)
+}

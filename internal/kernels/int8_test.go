@@ -8,9 +8,9 @@ import (
 	"testing"
 )
 
-// quantRef quantises w[n,k] per row as PackLinearInt8 specifies: integers
-// and scales.
-func quantRef(w []float32, n, k int) ([]int32, []float64) {
+// quantRef quantises w[n,k] per row as PackLinearInt8 specifies (levels
+// 127; PackConvInt8: its own): integers and scales.
+func quantRef(w []float32, n, k int, levels float64) ([]int32, []float64) {
 	q := make([]int32, n*k)
 	s := make([]float64, n)
 	for j := range n {
@@ -21,9 +21,9 @@ func quantRef(w []float32, n, k int) ([]int32, []float64) {
 		if amax == 0 {
 			continue
 		}
-		s[j] = float64(float32(amax / 127))
+		s[j] = float64(float32(amax / levels))
 		for i, v := range w[j*k : j*k+k] {
-			q[j*k+i] = int32(math.RoundToEven(float64(v) * 127 / amax))
+			q[j*k+i] = int32(math.RoundToEven(float64(v) * (levels / amax)))
 		}
 	}
 	return q, s
@@ -55,7 +55,7 @@ func TestLinearInt8(t *testing.T) {
 			if cols := (s.n + 15) / 16 * 16; p.Bytes() != cols*((s.k+1)&^1)+4*cols {
 				t.Errorf("Bytes %d for %d×%d", p.Bytes(), s.n, s.k)
 			}
-			qw, sw := quantRef(w, s.n, s.k)
+			qw, sw := quantRef(w, s.n, s.k, 127)
 			// The dequantised weight.
 			u := p.Unpack()
 			for i := range u {
@@ -77,7 +77,7 @@ func TestLinearInt8(t *testing.T) {
 				LinearPacked(got, x, p, b, s.m, epi)
 				exact := make([]float32, s.m*s.n)
 				for i := range s.m {
-					sa := float64(quantRow(qx, x[i*s.k:(i+1)*s.k], qmax))
+					sa := float64(quantRow(qAsm(), qx, x[i*s.k:(i+1)*s.k], qmax))
 					for j := range s.n {
 						var sum int64
 						var mag, qmag, bound float64
@@ -189,7 +189,7 @@ func TestQuantRow(t *testing.T) {
 			}
 			for _, qmax := range []int32{32767, 5504, 2} {
 				got := make([]int16, n)
-				s := quantRow(got, x, qmax)
+				s := quantRow(true, got, x, qmax)
 				want := make([]int16, n)
 				bits := absMaxBitsGo(x)
 				var ws float32

@@ -54,8 +54,9 @@ func New(cfg Config, f *checkpoint.File) (*Model, error) {
 
 // Precision is how a model holds the weights of its Linear layers (the
 // transformer blocks, the ViT's patch embedding, the ResNet's attention
-// pool). Embeddings, LayerNorm, the projections and the ResNet
-// convolutions are float32 in every precision.
+// pool) and, for Int8, of the ResNet's 1×1 convolutions. Embeddings,
+// LayerNorm, the projections and the other convolutions are float32 in
+// every precision.
 type Precision string
 
 const (
@@ -66,7 +67,9 @@ const (
 	BF16 Precision = "bf16"
 	// Int8: weights quantised to int8 per output feature, a quarter of
 	// the memory; inputs quantised per row to 16-bit integers and the
-	// products run in integers (see kernels.PackLinearInt8).
+	// products run in integers (see kernels.PackLinearInt8). The ResNet's
+	// 1×1 convolutions likewise, inputs quantised per pixel (see
+	// kernels.PackConvInt8).
 	Int8 Precision = "int8"
 )
 
@@ -114,6 +117,9 @@ func build(cfg Config, l *loader) (*Model, error) {
 		return nil, l.err
 	}
 	m.Pack()
+	if l.prec == Int8 {
+		m.int8Convs()
+	}
 	return m, nil
 }
 
@@ -160,6 +166,24 @@ func (m *Model) UsePrecision(p Precision) {
 			l.packed = l.packed.ToInt8()
 		}
 		l.W = nil
+	}
+	if p == Int8 {
+		m.int8Convs()
+	}
+}
+
+// int8Convs quantises the ResNet's 1×1 convolutions of stride 1 (see
+// kernels.PackConvInt8); their float32 weight W stays, as for every
+// convolution.
+func (m *Model) int8Convs() {
+	r, ok := m.Visual.(*ModifiedResNet)
+	if !ok {
+		return
+	}
+	for _, c := range r.convs() {
+		if c.K == 1 && c.Stride == 1 && c.Pad == 0 && kernels.CanInt8(c.In) && c.packed != nil && !c.packed.Int8() {
+			c.packed = kernels.PackConvInt8(c.W, c.Out, c.In)
+		}
 	}
 }
 

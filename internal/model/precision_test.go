@@ -42,6 +42,21 @@ func TestNewPrecision(t *testing.T) {
 						t.Fatalf("a Linear (%d→%d) is not held as %s", l.In, l.Out, prec)
 					}
 				}
+				if r, ok := a.Visual.(*ModifiedResNet); ok {
+					n := 0
+					for _, c := range r.convs() {
+						want := prec == Int8 && c.K == 1
+						if c.packed.Int8() != want {
+							t.Fatalf("a %d×%d convolution (%d→%d): int8 %v, want %v", c.K, c.K, c.In, c.Out, c.packed.Int8(), want)
+						}
+						if want {
+							n++
+						}
+					}
+					if prec == Int8 && n == 0 {
+						t.Fatal("no 1×1 convolution to hold as int8")
+					}
+				}
 				ia, ib := make([]float32, nimg*cfg.EmbedDim), make([]float32, nimg*cfg.EmbedDim)
 				a.EncodeImage(ia, pixels, nimg, nil)
 				b.EncodeImage(ib, pixels, nimg, nil)
