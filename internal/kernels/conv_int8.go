@@ -80,8 +80,8 @@ type convQTask struct {
 	c          *Conv
 	x, y, bias []float32
 	epi        ConvEpilogue
-	batch, hw  int // images, pixels per image
-	n, nPan    int // pixels of all images, 16-pixel panels
+	batch, hw  int       // images, pixels per image
+	n, nPan    int       // pixels of all images, 16-pixel panels
 	xq         []int16   // nPan panels of kp pairs × 16 pixels × 2
 	xs         []float32 // per pixel (nPan·16)
 	qmax       int32
