@@ -137,8 +137,8 @@ func WithQuickGELU(on bool) Option { return func(o *options) { o.gelu = &on } }
 // in float32 on CPUs without native bf16 arithmetic) or "int8" (quantised
 // per output feature: a quarter of their memory; inputs quantised per row
 // to 16-bit integers and the products run in integers, faster than fp32
-// on amd64 with AVX2; features within cosine ~0.999 of fp32). Only for
-// CLIP models.
+// on amd64 with AVX2; a ResNet's 1×1 convolutions too; features within
+// cosine ~0.999 of fp32). Only for CLIP models.
 func WithPrecision(p string) Option { return func(o *options) { o.precision = p } }
 
 // Load reads a CLIP model from path: a safetensors or PyTorch file (open_clip
