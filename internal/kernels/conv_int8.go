@@ -80,7 +80,7 @@ type convQTask struct {
 	c          *Conv
 	x, y, bias []float32
 	epi        ConvEpilogue
-	batch, hw  int       // images, pixels per image
+	hw         int       // pixels per image
 	n, nPan    int       // pixels of all images, 16-pixel panels
 	xq         []int16   // nPan panels of kp pairs × 16 pixels × 2
 	xs         []float32 // per pixel (nPan·16)
@@ -111,7 +111,7 @@ func (c *Conv) forwardInt8(y, x []float32, batch, hw int, bias []float32, epi Co
 	if cap(xs) < nPan*qnr {
 		xs = make([]float32, nPan*qnr)
 	}
-	*t = convQTask{c: c, x: x, y: y, bias: bias, epi: epi, batch: batch, hw: hw, n: n, nPan: nPan,
+	*t = convQTask{c: c, x: x, y: y, bias: bias, epi: epi, hw: hw, n: n, nPan: nPan,
 		xq: xq[:nPan*qnr*q.kp], xs: xs[:nPan*qnr], qmax: q.qmax, useAsm: qAsm()}
 
 	workers := Workers()
