@@ -14,6 +14,7 @@ func TestSteadyStateAllocs(t *testing.T) {
 		"vit":      {vit(64, 64, 16, 128, 2, 2, 128, 2, 2), FP32, 0},
 		"vit/int8": {vit(64, 64, 16, 128, 2, 2, 128, 2, 2), Int8, 0},
 		"rn":       {resnet(32, 64, [4]int{1, 1, 1, 1}, 8, 64, 1, 1), FP32, 0},
+		"rn/int8":  {resnet(32, 64, [4]int{1, 1, 1, 1}, 8, 64, 1, 1), Int8, 0},
 	} {
 		cfg := tc.cfg
 		m, err := Random(cfg, 3)
