@@ -138,7 +138,8 @@ func WithQuickGELU(on bool) Option { return func(o *options) { o.gelu = &on } }
 // per output feature: a quarter of their memory; inputs quantised per row
 // to 16-bit integers and the products run in integers, faster than fp32
 // on amd64 with AVX2; a ResNet's 1×1 convolutions too; features within
-// cosine ~0.999 of fp32). Only for CLIP models.
+// cosine ~0.999 of fp32). Chinese-CLIP models convert both towers'
+// linear layers after loading them in float32.
 func WithPrecision(p string) Option { return func(o *options) { o.precision = p } }
 
 // Load reads a CLIP model from path: a safetensors or PyTorch file (open_clip
@@ -163,10 +164,7 @@ func Load(path string, opts ...Option) (*Model, error) {
 		return nil, fmt.Errorf("clip: %w", err)
 	}
 	if isChineseCLIP(path, st.IsDir()) {
-		if prec != model.FP32 {
-			return nil, fmt.Errorf("clip: %s: precision %s is not available for Chinese-CLIP models yet (use fp32)", path, prec)
-		}
-		return loadChinese(path, o)
+		return loadChinese(path, o, prec)
 	}
 	dir := path
 	if !st.IsDir() {
@@ -249,14 +247,14 @@ func isChineseCLIP(path string, isDir bool) bool {
 	return false
 }
 
-func loadChinese(path string, o options) (*Model, error) {
-	cn, err := cnclip.Load(path, cnclip.Options{Vocab: o.tokenizer, HF: o.hfOrder != nil && *o.hfOrder})
+func loadChinese(path string, o options, prec model.Precision) (*Model, error) {
+	cn, err := cnclip.Load(path, cnclip.Options{Vocab: o.tokenizer, HF: o.hfOrder != nil && *o.hfOrder, Precision: prec})
 	if err != nil {
 		return nil, fmt.Errorf("clip: %w", err)
 	}
 	pre := cn.Preprocess
 	o.applyTo(&pre)
-	m := &Model{towers: cn, cn: cn, pre: pre, path: path, batch: o.batch, prec: model.FP32,
+	m := &Model{towers: cn, cn: cn, pre: pre, path: path, batch: o.batch, prec: prec,
 		embed: cn.EmbedDim(), size: cn.ImageSize(), ctxLen: cn.ContextLength(), scale: cn.LogitScale, kind: "chinese-clip"}
 	m.tokenize = func(text string) ([]int32, bool) {
 		rows, trunc, err := cn.Tokenize([]string{text})

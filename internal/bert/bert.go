@@ -52,8 +52,40 @@ type Linear struct {
 	packed  *kernels.PackedB
 }
 
-// Pack packs W into the GEMM microkernel's layout.
-func (l *Linear) Pack() { l.packed = kernels.PackLinear(l.W, l.Out, l.In) }
+// Pack packs W into the GEMM microkernel's layout. Without W (a weight
+// held only packed, see UsePrecision) it does nothing.
+func (l *Linear) Pack() {
+	if l.W == nil && l.packed != nil {
+		return
+	}
+	l.packed = kernels.PackLinear(l.W, l.Out, l.In)
+}
+
+// Unpack sets W from the packed weight if W is not held (see
+// UsePrecision), and returns W.
+func (l *Linear) Unpack() []float32 {
+	if l.W == nil && l.packed != nil {
+		l.W = l.packed.Unpack()
+	}
+	return l.W
+}
+
+// UsePrecision converts the packed weight to precision p (model.BF16 or
+// model.Int8; FP32 leaves it) and drops W: for inference only.
+func (l *Linear) UsePrecision(p model.Precision) {
+	if p != model.BF16 && p != model.Int8 {
+		return
+	}
+	if l.packed == nil {
+		l.Pack()
+	}
+	if p == model.BF16 {
+		l.packed = l.packed.ToBF16()
+	} else {
+		l.packed = l.packed.ToInt8()
+	}
+	l.W = nil
+}
 
 // Forward computes rows outputs x·Wᵀ + b into y.
 func (l *Linear) Forward(y, x []float32, rows int) { l.forward(y, x, rows, kernels.EpiNone) }
@@ -100,6 +132,14 @@ func (e *Encoder) Linears() []*Linear {
 		ls = append(ls, &l.QKV, &l.AttnOut, &l.Intermediate, &l.Output)
 	}
 	return ls
+}
+
+// UsePrecision converts every Linear weight to precision p (see
+// Linear.UsePrecision).
+func (e *Encoder) UsePrecision(p model.Precision) {
+	for _, l := range e.Linears() {
+		l.UsePrecision(p)
+	}
 }
 
 // Pack packs every Linear (New does it).

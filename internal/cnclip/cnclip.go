@@ -72,6 +72,10 @@ type Options struct {
 	// order (RGB conversion before the resize, which differs for images with
 	// alpha or a palette). The default is the reference behaviour.
 	HF bool
+	// Precision holds the linear layers' weights of both towers in
+	// model.BF16 or model.Int8 (see model.Precision); "" and model.FP32
+	// keep float32. They are converted after the float32 load.
+	Precision model.Precision
 }
 
 // Load reads a Chinese-CLIP model: a Hugging Face ChineseCLIPModel
@@ -81,6 +85,18 @@ type Options struct {
 // come from). A directory without config.json holding exactly one .pt file
 // loads that file.
 func Load(path string, o Options) (*Model, error) {
+	if _, err := model.ParsePrecision(string(o.Precision)); err != nil {
+		return nil, fmt.Errorf("cnclip: %w", err)
+	}
+	m, err := load(path, o)
+	if err != nil {
+		return nil, err
+	}
+	m.UsePrecision(o.Precision)
+	return m, nil
+}
+
+func load(path string, o Options) (*Model, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("cnclip: %w", err)
@@ -434,6 +450,15 @@ func (m *Model) Pack() {
 		l.Pack()
 	}
 	m.Text.Pack()
+}
+
+// UsePrecision converts the linear layers' weights of both towers to
+// precision p (see model.Precision); for inference only.
+func (m *Model) UsePrecision(p model.Precision) {
+	for _, l := range m.VisionLinears() {
+		l.UsePrecision(p)
+	}
+	m.Text.UsePrecision(p)
 }
 
 // EmbedDim returns the feature size.

@@ -59,6 +59,14 @@ func (m *Model) ZeroGrad() {
 func (m *Model) AfterUpdate() { m.Pack() }
 
 func (m *Model) buildParams() {
+	// Weights held only packed (bf16 or int8, see UsePrecision) get their
+	// float32 form back (the dequantised values) for gradients.
+	for _, l := range m.VisionLinears() {
+		l.Unpack()
+	}
+	for _, l := range m.Text.Linears() {
+		l.Unpack()
+	}
 	ts := &m.train
 	v := m.Config.Vision
 	if v.MLP != 4*v.Width {

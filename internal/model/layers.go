@@ -72,6 +72,26 @@ func (l *Linear) Pack() {
 	l.packed = kernels.PackLinear(l.W, l.Out, l.In)
 }
 
+// UsePrecision converts the packed weight to precision p (BF16 or Int8;
+// FP32 leaves it) and drops W: for inference only (see Model.UsePrecision).
+func (l *Linear) UsePrecision(p Precision) {
+	if p != BF16 && p != Int8 {
+		return
+	}
+	if l.packed == nil {
+		l.Pack()
+	}
+	if l.packed == nil {
+		return
+	}
+	if p == BF16 {
+		l.packed = l.packed.ToBF16()
+	} else {
+		l.packed = l.packed.ToInt8()
+	}
+	l.W = nil
+}
+
 // Unpack sets W from the packed weight if W is not held, and returns W.
 func (l *Linear) Unpack() []float32 {
 	if l.W == nil && l.packed != nil {

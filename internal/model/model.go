@@ -154,18 +154,7 @@ func (m *Model) UsePrecision(p Precision) {
 		return
 	}
 	for _, l := range m.Linears() {
-		if l.packed == nil {
-			l.Pack()
-		}
-		if l.packed == nil {
-			continue
-		}
-		if p == BF16 {
-			l.packed = l.packed.ToBF16()
-		} else {
-			l.packed = l.packed.ToInt8()
-		}
-		l.W = nil
+		l.UsePrecision(p)
 	}
 	if p == Int8 {
 		m.int8Convs()
