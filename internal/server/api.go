@@ -344,6 +344,8 @@ type ModelInfo struct {
 	ImageSize     int     `json:"image_size"`
 	ContextLength int     `json:"context_length"`
 	LogitScale    float32 `json:"logit_scale"`
+	// Precision of the linear layers' weights: fp32, bf16 or int8.
+	Precision string `json:"precision"`
 }
 
 func (s *Server) modelInfo() ModelInfo {
@@ -354,6 +356,7 @@ func (s *Server) modelInfo() ModelInfo {
 		ImageSize:     s.m.ImageSize(),
 		ContextLength: s.m.ContextLength(),
 		LogitScale:    s.m.LogitScale(),
+		Precision:     s.m.Precision(),
 	}
 }
 

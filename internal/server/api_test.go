@@ -235,7 +235,7 @@ func TestInfoEndpoints(t *testing.T) {
 	_, ts := newTestServer(t, nil)
 	var models struct{ Models []ModelInfo }
 	getJSON(t, ts.URL+"/v1/models", &models)
-	if len(models.Models) != 1 || models.Models[0].EmbedDim != m.EmbedDim() || models.Models[0].Name == "" {
+	if len(models.Models) != 1 || models.Models[0].EmbedDim != m.EmbedDim() || models.Models[0].Name == "" || models.Models[0].Precision != "fp32" {
 		t.Errorf("/v1/models = %+v", models)
 	}
 	var health map[string]any
