@@ -17,11 +17,12 @@ import (
 // and its pixel's scales, then the bias, residual and ReLU are applied as
 // in the float32 convolution.
 //
-// Weights and inputs get the same number of levels, q = ⌊√((2³¹−1)/In)⌋
-// each side of zero (2896 at In = 256, 1023 at In = 2048: 11 to 13 bits),
-// so that no sum overflows 32 bits: a ResNet's 16 blocks compound the
-// convolutions' errors, and int8 weights there moved the fixture
-// ResNet's image features to cosine 0.998 of the reference (0.99999 so).
+// Weights and inputs get the same number of levels, q = ⌊√((2³¹−1)/kc)⌋
+// each side of zero, kc ≤ 512 being the depth of a K block (the sums of
+// one block are scaled to float32 before the next): 2896 at In = 256,
+// 2047 from In = 512 on, 12 bits or more. Not int8 weights: a ResNet's 16
+// blocks compound the convolutions' errors, and int8 weights there moved
+// the fixture ResNet's image features to cosine 0.998 of the reference.
 
 // convQ is a quantised 1×1 convolution weight in 16-bit rows.
 type convQ struct {
@@ -34,15 +35,15 @@ type convQ struct {
 
 // PackConvInt8 quantises the weight w [out, in, 1, 1] of a 1×1
 // convolution of stride 1 and no padding for integer products (see
-// above: ⌊√((2³¹−1)/in)⌋ levels, one scale per output channel), for
+// above: ⌊√((2³¹−1)/kc)⌋ levels, one scale per output channel), for
 // Forward. It panics if w is shorter than out·in or in is beyond CanInt8.
 func PackConvInt8(w []float32, out, in int) *Conv {
 	if out <= 0 || !CanInt8(in) || len(w) < out*in {
 		panic(fmt.Sprintf("kernels.PackConvInt8: weight of %d elements for out=%d in=%d", len(w), out, in))
 	}
 	kp := (in + 1) &^ 1
-	nb := (kp + qkcMax - 1) / qkcMax
-	q := &convQ{kp: kp, kc: ((kp+nb-1)/nb + 1) &^ 1, qmax: convQmax(kp), w: make([]int16, out*kp), scale: make([]float32, out)}
+	kc := qblock(kp)
+	q := &convQ{kp: kp, kc: kc, qmax: convQmax(kc), w: make([]int16, out*kp), scale: make([]float32, out)}
 	levels := float64(q.qmax)
 	Parallel(out, func(lo, hi int) {
 		for o := lo; o < hi; o++ {
@@ -67,9 +68,10 @@ func PackConvInt8(w []float32, out, in int) *Conv {
 	return &Conv{In: in, Out: out, K: 1, Stride: 1, Pad: 0, q: q}
 }
 
-// convQmax returns the levels of weights and inputs for depth kp.
-func convQmax(kp int) int32 {
-	return int32(min(32767, math.Floor(math.Sqrt(float64(1<<31-1)/float64(kp)))))
+// convQmax returns the levels of weights and inputs for K blocks of depth
+// kc.
+func convQmax(kc int) int32 {
+	return int32(min(32767, math.Floor(math.Sqrt(float64(1<<31-1)/float64(kc)))))
 }
 
 // Int8 reports whether c's weight is quantised (see PackConvInt8).

@@ -33,8 +33,7 @@ func TestConvInt8(t *testing.T) {
 			if !c.Int8() {
 				t.Fatal("Int8() false")
 			}
-			kp := (s.in + 1) &^ 1
-			qmax := float64(convQmax(kp))
+			qmax := float64(convQmax(qblock((s.in + 1) &^ 1)))
 			qw, sw := quantRef(w, s.out, s.in, qmax)
 			// Per pixel quantisation, as the convolution makes it.
 			n := s.batch * s.hw

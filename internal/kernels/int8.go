@@ -10,12 +10,12 @@ import (
 // int8 weights: a PackedB may hold its weight quantised to 8-bit integers,
 // one scale per output feature (symmetric, round to nearest: w ≈ q·s with
 // s = max|w_row|/127), a quarter of the float32 memory. LinearPacked then
-// quantises each row of its input to 16-bit integers with a scale of its
-// own, at most qmax = (2³¹−1)/(127·k) in magnitude so that no sum of k
-// products can overflow 32 bits (qmax is 32767 up to k = 516 and 5504 at
-// k = 3072: the input keeps 13 or more bits, the weight's 8 bits are the
-// approximation), multiplies the integers exactly with 32-bit sums, and
-// scales each sum back to float32. On amd64 with AVX2 the products run in
+// quantises each row of its input to 16-bit integers (±32767) with a scale
+// of its own, multiplies the integers exactly with 32-bit sums, one K
+// block (at most 512 deep) at a time, so that no sum can overflow
+// (512·32767·127 < 2³¹), and scales each block's sums back to float32,
+// adding the blocks in float32: the input keeps 16 bits, the weight's 8
+// bits are the approximation. On amd64 with AVX2 the products run in
 // VPMADDWD, 16 multiply-adds per instruction against an FMA's 8; with the
 // add and the broadcasts it needs, the microkernel runs ~1.15× the float32
 // one on the Zen 3 measured (gen/int8.go writes it). Elsewhere they run in
@@ -30,8 +30,7 @@ const qnr = 16
 // rows runs over them.
 const qkcMax = 512
 
-// qkMax is the largest k the int8 path takes: it leaves inputs at least
-// 258 levels each side of zero.
+// qkMax is the largest k the int8 path takes.
 const qkMax = 1 << 16
 
 // qweights is an int8 weight in panels: for each block of kc values of k
@@ -45,9 +44,17 @@ type qweights struct {
 	scale  []float32 // per column, npanel·16 (zero past n)
 }
 
-// qmaxFor returns the largest input magnitude for products of depth kp.
-func qmaxFor(kp int) int32 {
-	return int32(min(32767, (1<<31-1)/(127*kp)))
+// qmaxFor returns the largest input magnitude for int8 weights and K
+// blocks of depth kc: 32767 for every kc up to qkcMax.
+func qmaxFor(kc int) int32 {
+	return int32(min(32767, (1<<31-1)/(127*kc)))
+}
+
+// qblock returns the depth of the K blocks of a product of depth kp (even):
+// equal blocks of at most qkcMax, even.
+func qblock(kp int) int {
+	nb := (kp + qkcMax - 1) / qkcMax
+	return ((kp+nb-1)/nb + 1) &^ 1
 }
 
 // CanInt8 reports whether a weight of depth k (input features) can be
@@ -62,9 +69,7 @@ func PackLinearInt8(w []float32, n, k int) *PackedB {
 		panic(fmt.Sprintf("kernels.PackLinearInt8: weight of %d elements for %d×%d", len(w), n, k))
 	}
 	kp := (k + 1) &^ 1
-	nb := (kp + qkcMax - 1) / qkcMax
-	kc := ((kp+nb-1)/nb + 1) &^ 1
-	q := &qweights{kp: kp, kc: kc, npanel: (n + qnr - 1) / qnr}
+	q := &qweights{kp: kp, kc: qblock(kp), npanel: (n + qnr - 1) / qnr}
 	q.data = make([]int8, q.npanel*qnr*kp)
 	q.scale = make([]float32, q.npanel*qnr)
 	// One panel (16 output features) per task: each writes its own
@@ -297,7 +302,7 @@ func linearInt8(y, x []float32, w *PackedB, bias []float32, m int, epi Epilogue)
 		b.sa = make([]float32, m)
 	}
 	*g = qgemm{w: w, x: x, y: y, bias: bias, m: m, epi: epi,
-		xq: b.xq[:m*q.kp], lda: q.kp, sa: b.sa[:m], qmax: qmaxFor(q.kp), useAsm: qAsm()}
+		xq: b.xq[:m*q.kp], lda: q.kp, sa: b.sa[:m], qmax: qmaxFor(q.kc), useAsm: qAsm()}
 
 	// Quantise the rows, split over the pool when there are many values.
 	g.quant = true
