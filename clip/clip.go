@@ -631,18 +631,7 @@ func split(flat []float32, w int) [][]float32 {
 func Normalize(v []float32) []float32 { return kernels.Normalized(v) }
 
 // Similarity returns the cosine similarity of a and b.
-func Similarity(a, b []float32) float32 {
-	var ab, aa, bb float64
-	for i := range a {
-		ab += float64(a[i]) * float64(b[i])
-		aa += float64(a[i]) * float64(a[i])
-		bb += float64(b[i]) * float64(b[i])
-	}
-	if aa == 0 || bb == 0 {
-		return 0
-	}
-	return float32(ab / math.Sqrt(aa*bb))
-}
+func Similarity(a, b []float32) float32 { return float32(kernels.Cosine(a, b)) }
 
 // Logits returns logits_per_image [len(images)][len(texts)] =
 // exp(logit_scale) · cos(image, text), as the reference CLIP.forward.

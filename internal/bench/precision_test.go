@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goclip/goclip/internal/kernels"
 	"github.com/goclip/goclip/internal/model"
 )
 
@@ -87,7 +88,7 @@ func benchPrecision(b *testing.B, arch string) {
 				}
 				worst := 1.0
 				for i := range batch {
-					worst = math.Min(worst, cosine(of[i*ed:(i+1)*ed], oq[i*ed:(i+1)*ed]))
+					worst = math.Min(worst, kernels.Cosine(of[i*ed:(i+1)*ed], oq[i*ed:(i+1)*ed]))
 				}
 				items := float64(b.N * batch)
 				b.ReportMetric(items/tf.Seconds(), "fp32_items/s")
@@ -97,14 +98,4 @@ func benchPrecision(b *testing.B, arch string) {
 			})
 		}
 	}
-}
-
-func cosine(a, b []float32) float64 {
-	var d, na, nb float64
-	for i := range a {
-		d += float64(a[i]) * float64(b[i])
-		na += float64(a[i]) * float64(a[i])
-		nb += float64(b[i]) * float64(b[i])
-	}
-	return d / math.Sqrt(na*nb)
 }

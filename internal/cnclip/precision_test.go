@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/goclip/goclip/internal/fixtures"
+	"github.com/goclip/goclip/internal/kernels"
 	"github.com/goclip/goclip/internal/model"
 )
 
@@ -59,7 +60,7 @@ func TestPrecision(t *testing.T) {
 					want, _ := fixtures.Float32(t, exp, side.name+"_features/"+mod.Name)
 					worst := 1.0
 					for i := 0; i < len(side.got)/E; i++ {
-						worst = math.Min(worst, cosine(side.got[i*E:(i+1)*E], want[i*E:(i+1)*E]))
+						worst = math.Min(worst, kernels.Cosine(side.got[i*E:(i+1)*E], want[i*E:(i+1)*E]))
 					}
 					t.Logf("%s features: worst cosine to the fp32 reference %.6f", side.name, worst)
 					if worst < 0.999 {
@@ -83,14 +84,4 @@ func TestPrecision(t *testing.T) {
 	if _, err := Load(filepath.Join(dir, man.Models[0].Name, "hf"), Options{Precision: "int4"}); err == nil {
 		t.Error("precision int4 accepted")
 	}
-}
-
-func cosine(a, b []float32) float64 {
-	var d, na, nb float64
-	for i := range a {
-		d += float64(a[i]) * float64(b[i])
-		na += float64(a[i]) * float64(a[i])
-		nb += float64(b[i]) * float64(b[i])
-	}
-	return d / math.Sqrt(na*nb)
 }

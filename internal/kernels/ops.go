@@ -265,6 +265,22 @@ func geluGo(x []float32) {
 	}
 }
 
+// Cosine returns the cosine similarity of a and b (len(a) values),
+// accumulated in float64; 0 when either is a zero vector.
+func Cosine(a, b []float32) float64 {
+	b = b[:len(a)]
+	var ab, aa, bb float64
+	for i := range a {
+		ab += float64(a[i]) * float64(b[i])
+		aa += float64(a[i]) * float64(a[i])
+		bb += float64(b[i]) * float64(b[i])
+	}
+	if aa == 0 || bb == 0 {
+		return 0
+	}
+	return ab / math.Sqrt(aa*bb)
+}
+
 // Normalized returns a new slice holding v scaled to unit L2 norm, the
 // norm accumulated in float64; a zero vector gives zeros.
 func Normalized(v []float32) []float32 {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/goclip/goclip/internal/checkpoint"
 	"github.com/goclip/goclip/internal/fixtures"
+	"github.com/goclip/goclip/internal/kernels"
 )
 
 // relErr returns max|a-b| / max|b|.
@@ -21,16 +22,6 @@ func relErr(a, b []float32) float64 {
 		return md
 	}
 	return md / mr
-}
-
-func cosine(a, b []float32) float64 {
-	var ab, aa, bb float64
-	for i := range a {
-		ab += float64(a[i]) * float64(b[i])
-		aa += float64(a[i]) * float64(a[i])
-		bb += float64(b[i]) * float64(b[i])
-	}
-	return ab / math.Sqrt(aa*bb)
 }
 
 // fixtureTokens reads tokens.json's 77-id rows.
@@ -70,7 +61,7 @@ func checkRows(t *testing.T, name string, got, ref []float32, w int) {
 		g, e := got[r*w:(r+1)*w], ref[r*w:(r+1)*w]
 		rel := relErr(g, e)
 		worst = math.Max(worst, rel)
-		if c := cosine(g, e); c < 0.99999 || rel > 1e-4 {
+		if c := kernels.Cosine(g, e); c < 0.99999 || rel > 1e-4 {
 			t.Errorf("%s row %d: cosine %.7f, max abs diff %.3g of max|ref|", name, r, c, rel)
 		}
 	}
