@@ -306,37 +306,11 @@ func (t *convTask) block(s *convScratch, pre []float32, m0, m1, g0, g1 int) {
 					continue
 				}
 				kern.fn(kcLen, ap, &bp[jp*kcLen*nr], &s.tmp[0], nr, 0)
-				for jj := 0; jj < nrLen; {
-					// Columns jj … jj+cnt-1 lie in one image.
-					b, p := (gf+jj)/n, (gf+jj)%n
-					cnt := min(nrLen-jj, n-p)
-					for i := range mrLen {
-						dst := t.y[(b*c.Out+ir+i)*n+p:][:cnt]
-						src := s.tmp[i*nr+jj:][:cnt]
-						if accum != 0 {
-							addTo(dst, src)
-						} else {
-							copy(dst, src)
-						}
-					}
-					jj += cnt
-				}
+				scatterTile(t.y, s.tmp, nr, mrLen, nrLen, c.Out, n, ir, gf, accum != 0)
 			}
 		}
 	}
-	relu := t.epi != ConvBias
-	for g := g0; g < g1; {
-		b, p := g/n, g%n
-		cnt := min(g1-g, n-p)
-		for o := m0; o < m1; o++ {
-			var bv float32
-			if t.bias != nil {
-				bv = t.bias[o]
-			}
-			biasAct(t.y[(b*c.Out+o)*n+p:][:cnt], bv, relu, kern.simd)
-		}
-		g += cnt
-	}
+	convEpilogue(t.y, t.bias, c.Out, n, m0, m1, g0, g1, t.epi != ConvBias, kern.simd)
 }
 
 // offsets fills s.idx with, for each kernel tap (ky, kx) and pixel g0…g1-1,
@@ -428,6 +402,46 @@ func (t *convTask) packB(dst []float32, idx, run []int, pc, kcLen, ncLen, nr int
 				}
 			}
 		}
+	}
+}
+
+// scatterTile writes (or with accum adds) the rows×cols corner of an edge
+// tile tmp (row stride ld) into y [images, out, hw] at output channel co
+// and pixel g0 of all images' pixels in a row, splitting it where it
+// crosses from one image into the next.
+func scatterTile(y, tmp []float32, ld, rows, cols, out, hw, co, g0 int, accum bool) {
+	for l := 0; l < cols; {
+		// Columns l … l+cnt-1 lie in one image.
+		b, p := (g0+l)/hw, (g0+l)%hw
+		cnt := min(cols-l, hw-p)
+		for i := range rows {
+			dst := y[(b*out+co+i)*hw+p:][:cnt]
+			src := tmp[i*ld+l:][:cnt]
+			if accum {
+				addTo(dst, src)
+			} else {
+				copy(dst, src)
+			}
+		}
+		l += cnt
+	}
+}
+
+// convEpilogue adds the bias (nil: none) to output channels m0…m1-1 of
+// pixels g0…g1-1 of y [images, out, hw] (all images' pixels in a row),
+// then applies ReLU when relu is set.
+func convEpilogue(y, bias []float32, out, hw, m0, m1, g0, g1 int, relu bool, simd simdLevel) {
+	for g := g0; g < g1; {
+		b, p := g/hw, g%hw
+		cnt := min(g1-g, hw-p)
+		for o := m0; o < m1; o++ {
+			var bv float32
+			if bias != nil {
+				bv = bias[o]
+			}
+			biasAct(y[(b*out+o)*hw+p:][:cnt], bv, relu, simd)
+		}
+		g += cnt
 	}
 }
 

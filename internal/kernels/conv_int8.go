@@ -192,38 +192,11 @@ func (t *convQTask) block(m0, m1, p0, p1 int) {
 					continue
 				}
 				qkernel(t.useAsm, rr, kcLen/2, a, q.kp, panel, &tmp[0], qnr, &q.scale[co], &t.xs[g0], nil, 0)
-				for l := 0; l < lanes; {
-					// Lanes l … l+cnt-1 lie in one image.
-					b, p := (g0+l)/hw, (g0+l)%hw
-					cnt := min(lanes-l, hw-p)
-					for i := range rr {
-						dst := t.y[(b*out+co+i)*hw+p:][:cnt]
-						src := tmp[i*qnr+l:][:cnt]
-						if accum != 0 {
-							addTo(dst, src)
-						} else {
-							copy(dst, src)
-						}
-					}
-					l += cnt
-				}
+				scatterTile(t.y, tmp[:], qnr, rr, lanes, out, hw, co, g0, accum != 0)
 			}
 		}
 	}
-	relu := t.epi != ConvBias
-	simd := current.Load().simd
-	for g, g1 := p0*qnr, min(t.n, p1*qnr); g < g1; {
-		b, p := g/hw, g%hw
-		cnt := min(g1-g, hw-p)
-		for o := m0; o < m1; o++ {
-			var bv float32
-			if t.bias != nil {
-				bv = t.bias[o]
-			}
-			biasAct(t.y[(b*out+o)*hw+p:][:cnt], bv, relu, simd)
-		}
-		g += cnt
-	}
+	convEpilogue(t.y, t.bias, out, hw, m0, m1, p0*qnr, min(t.n, p1*qnr), t.epi != ConvBias, current.Load().simd)
 }
 
 // qkernel runs the int8 microkernel of r rows, in assembly or portable Go.
