@@ -43,6 +43,19 @@ type tokensJSON struct {
 	} `json:"texts"`
 }
 
+// referenceTokens reads the fixtures' tokens.json: its entries and their
+// token ids.
+func referenceTokens(t *testing.T, dir string) (tokensJSON, [][]int32) {
+	t.Helper()
+	var toks tokensJSON
+	fixtures.ReadJSON(t, filepath.Join(dir, "tokens.json"), &toks)
+	ref := make([][]int32, len(toks.Texts))
+	for i, r := range toks.Texts {
+		ref[i] = r.TokenizeIDs
+	}
+	return toks, ref
+}
+
 func readManifest(t *testing.T) (string, *manifest) {
 	t.Helper()
 	dir := fixtures.CNDir(t)
@@ -125,12 +138,7 @@ func TestParity(t *testing.T) {
 	dir, man := readManifest(t)
 	exp := fixtures.Expected(t, dir)
 	texts := fixtures.Texts(t, dir)
-	var toks tokensJSON
-	fixtures.ReadJSON(t, filepath.Join(dir, "tokens.json"), &toks)
-	ref := make([][]int32, len(toks.Texts))
-	for i, r := range toks.Texts {
-		ref[i] = r.TokenizeIDs
-	}
+	toks, ref := referenceTokens(t, dir)
 	n := man.Resolution
 	per := 3 * n * n
 	pixels := make([]float32, 0, len(man.Images)*per)

@@ -17,12 +17,7 @@ import (
 func TestPrecision(t *testing.T) {
 	dir, man := readManifest(t)
 	exp := fixtures.Expected(t, dir)
-	var toks tokensJSON
-	fixtures.ReadJSON(t, filepath.Join(dir, "tokens.json"), &toks)
-	ref := make([][]int32, len(toks.Texts))
-	for i, r := range toks.Texts {
-		ref[i] = r.TokenizeIDs
-	}
+	_, ref := referenceTokens(t, dir)
 	n := man.Resolution
 	var pixels []float32
 	for _, im := range man.Images {
