@@ -9,18 +9,25 @@ import (
 
 // TestBatchShards checks that a batch split over the pool's threads (see
 // batchShards) gives exactly the features of the unsplit pass, for both
-// towers and uneven splits, and that a bad row is still named by its
+// towers, in fp32 and int8, and uneven splits, and that a bad row is still named by its
 // index in the whole batch.
 func TestBatchShards(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
-	for name, cfg := range map[string]Config{
-		"vit": vit(64, 64, 16, 128, 2, 2, 128, 2, 2),
-		"rn":  resnet(32, 64, [4]int{1, 1, 1, 1}, 8, 64, 1, 1),
+	for name, tc := range map[string]struct {
+		cfg  Config
+		prec Precision
+	}{
+		"vit":      {vit(64, 64, 16, 128, 2, 2, 128, 2, 2), FP32},
+		"rn":       {resnet(32, 64, [4]int{1, 1, 1, 1}, 8, 64, 1, 1), FP32},
+		"vit/int8": {vit(64, 64, 16, 128, 2, 2, 128, 2, 2), Int8},
+		"rn/int8":  {resnet(32, 64, [4]int{1, 1, 1, 1}, 8, 64, 1, 1), Int8},
 	} {
+		cfg := tc.cfg
 		m, err := Random(cfg, 5)
 		if err != nil {
 			t.Fatal(err)
 		}
+		m.UsePrecision(tc.prec)
 		s, ed := cfg.Vision.ImageSize, cfg.EmbedDim
 		for _, batch := range []int{2, 3, 4, 9} {
 			px := make([]float32, batch*3*s*s)
