@@ -550,7 +550,8 @@ func (m *Model) encode(ctx context.Context, n int, prep func(i int, dst []float3
 			return nil, err
 		}
 		hi := min(lo+m.batch, n)
-		t.lo, t.n, t.next, t.err = lo, hi-lo, 0, nil
+		t.lo, t.n, t.err = lo, hi-lo, nil
+		t.next.Store(0)
 		if cap(t.ok) < hi-lo {
 			t.ok = make([]bool, hi-lo)
 		}
@@ -593,7 +594,7 @@ type prepTask struct {
 	prep       func(i int, dst []float32) error
 	pix        []float32
 	per, lo, n int
-	next       int64 // atomic
+	next       atomic.Int64
 	ok         []bool
 	mu         sync.Mutex
 	err        error
@@ -603,7 +604,7 @@ var prepPool = sync.Pool{New: func() any { return new(prepTask) }}
 
 func (t *prepTask) RunRange(_, _ int) {
 	for {
-		j := int(atomic.AddInt64(&t.next, 1)) - 1
+		j := int(t.next.Add(1)) - 1
 		if j >= t.n {
 			return
 		}

@@ -20,7 +20,6 @@ import (
 	"github.com/goclip/goclip/internal/server"
 	"github.com/goclip/goclip/internal/store"
 	"github.com/goclip/goclip/internal/video"
-	_ "github.com/goclip/goclip/internal/weaviate" // registers weaviate:// with backend
 )
 
 func init() {

@@ -10,7 +10,6 @@ import (
 	"github.com/goclip/goclip/clip"
 	"github.com/goclip/goclip/internal/backend"
 	"github.com/goclip/goclip/internal/queue"
-	_ "github.com/goclip/goclip/internal/weaviate" // registers weaviate:// with backend
 )
 
 func init() {

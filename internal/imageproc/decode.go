@@ -145,6 +145,11 @@ func decodeRaw(data []byte, maxPixels int64, goJPEG bool) (decoded, error) {
 		}
 		return d, ErrUnknownFormat
 	}
+	if w, h, ok := pngSize(data); ok && format == FormatPNG && maxPixels > 0 && w*h > maxPixels {
+		// Checked here too: on 32-bit platforms image/png refuses such a
+		// header as a "dimension overflow" before the check below.
+		return d, fmt.Errorf("%s is %dx%d = %d pixels, limit %d: %w", format, w, h, w*h, maxPixels, ErrTooLarge)
+	}
 	var cfg image.Config
 	if err := safely(func() (err error) {
 		cfg, err = configFn(bytes.NewReader(data))
@@ -738,4 +743,13 @@ func paletteRGB(p color.Palette) [][3]uint8 {
 		}
 	}
 	return out
+}
+
+// pngSize returns the width and height in a PNG's IHDR chunk (the first
+// chunk, right after the signature), if data starts with one.
+func pngSize(data []byte) (w, h int64, ok bool) {
+	if len(data) < 24 || string(data[12:16]) != "IHDR" {
+		return 0, 0, false
+	}
+	return int64(binary.BigEndian.Uint32(data[16:20])), int64(binary.BigEndian.Uint32(data[20:24])), true
 }

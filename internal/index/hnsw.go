@@ -116,7 +116,7 @@ func Build(ctx context.Context, vecs []float32, dim int, cfg Config, progress fu
 		return nil, fmt.Errorf("index: M = %d outside 2..255", cfg.M)
 	}
 	n := len(vecs) / dim
-	if n >= math.MaxUint32 {
+	if uint64(n) >= math.MaxUint32 {
 		return nil, fmt.Errorf("index: %d vectors is too many", n)
 	}
 	h := &HNSW{cfg: cfg, dim: dim, n: n, vecs: vecs}

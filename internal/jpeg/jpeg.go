@@ -29,6 +29,7 @@ import (
 	"image"
 	"image/color"
 	"io"
+	"math"
 )
 
 // DefaultMaxPixels is the default limit on width*height, Pillow's
@@ -102,7 +103,7 @@ func DecodeConfig(r io.Reader) (image.Config, error) {
 	}
 	// Like jpeg_read_header: parse up to the first SOS, but do not apply
 	// the pixel limit (no pixel memory is allocated here).
-	d := newDecoder(data, Options{MaxPixels: maxDimension * maxDimension})
+	d := newDecoder(data, Options{MaxPixels: math.MaxInt})
 	if err := d.readHeader(); err != nil {
 		return image.Config{}, err
 	}

@@ -365,7 +365,7 @@ const winoOutRows = 16
 
 // vector reports whether the AVX2 transforms apply: eight tiles per
 // vector, in panels of a multiple of eight, offsets within int32.
-func (t *winoTask) vector() bool { return winoVector(t.c.kern) && len(t.x) < 1<<31 }
+func (t *winoTask) vector() bool { return winoVector(t.c.kern) && int64(len(t.x)) < 1<<31 }
 
 // winoVector reports whether this build has vector transforms for a
 // product by kern.

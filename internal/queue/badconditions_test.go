@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/goclip/goclip/internal/backend"
 	"github.com/goclip/goclip/internal/queue/queuetest"
-	_ "github.com/goclip/goclip/internal/weaviate" // the weaviate:// scheme
 )
 
 // flakyBackend fails EnsureModel and Upsert while down is set, as an
@@ -75,8 +75,11 @@ func TestStoreUnreachable(t *testing.T) {
 
 	// A real weaviate:// store on a closed port: a clear error, after
 	// the retries, naming the address.
+	// (The Weaviate backend is not built on 32-bit platforms.)
 	dead := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
-	if _, err := backend.Open(ctx, "weaviate://"+dead+"/Images?grpc=1&retries=2&backoff=20ms"); err == nil ||
+	if !slices.Contains(backend.Schemes(), "weaviate") {
+		t.Log("no weaviate:// backend in this build (32-bit): its unreachable-store check is not run")
+	} else if _, err := backend.Open(ctx, "weaviate://"+dead+"/Images?grpc=1&retries=2&backoff=20ms"); err == nil ||
 		!strings.Contains(err.Error(), dead) || !strings.Contains(err.Error(), "after 2 retries") {
 		t.Fatalf("opening an unreachable Weaviate: %v", err)
 	}

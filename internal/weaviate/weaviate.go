@@ -1,3 +1,5 @@
+//go:build !386 && !arm && !mips && !mipsle
+
 // Package weaviate is goclip's distributed store backend: a Weaviate
 // class (vectorizer none, cosine HNSW index) holding one object per file,
 // written by gRPC batch import and searched by gRPC nearVector, with the

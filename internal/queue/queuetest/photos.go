@@ -40,7 +40,7 @@ func PhotoTree(tb testing.TB, fixDir string, n int) (string, []string) {
 		img := image.NewRGBA(image.Rect(0, 0, 8, 8))
 		for y := range 8 {
 			for x := range 8 {
-				v := uint32(i*2654435761) ^ uint32(x*40503+y*9973)
+				v := uint32(i)*2654435761 ^ uint32(x*40503+y*9973)
 				img.Set(x, y, color.RGBA{byte(v), byte(v >> 8), byte(v >> 16), 255})
 			}
 		}
