@@ -19,7 +19,11 @@
 // For the weights of a model, PackLinear packs an nn.Linear weight once and
 // LinearPacked multiplies by it with a fused epilogue (bias, QuickGELU,
 // GELU, residual add). Linear packs its weight on every call, which costs
-// about as much as the product itself at batch 1.
+// about as much as the product itself at batch 1. PackedB.ToBF16 holds a
+// packed weight as bfloat16; PackLinearInt8 (or PackedB.ToInt8) holds it
+// as int8 for exact integer products with inputs quantised per row
+// (int8.go), and PackConvInt8 does the same for 1×1 convolutions
+// (conv_int8.go).
 package kernels
 
 // Linear computes y[m,n] = x[m,k] · w[n,k]ᵀ + bias[n], the PyTorch nn.Linear
