@@ -240,15 +240,6 @@ func widenGo(dst []int16, src []int8) {
 	}
 }
 
-// kernel runs the int8 microkernel of r rows (qgemmGo's contract).
-func (g *qgemm) kernel(r, kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int) {
-	if g.useAsm {
-		qgemmAsm(r, kp, a, lda, b, c, ldc, sa, sw, bias, accum)
-		return
-	}
-	qgemmGo(r, kp, a, lda, b, c, ldc, sa, sw, bias, accum)
-}
-
 // widen writes the 16-bit form of an int8 panel into dst.
 func (g *qgemm) widen(dst []int16, src []int8) {
 	if g.useAsm {
@@ -408,10 +399,10 @@ func (g *qgemm) tile(m0, m1, n0, n1 int) {
 						if bias != nil {
 							bp = &bias[0]
 						}
-						g.kernel(rr, kcLen/2, a, g.lda, &panel[0], &g.y[ir*n+jr], n, &g.sa[ir], &q.scale[jr], bp, accum)
+						qkernel(g.useAsm, rr, kcLen/2, a, g.lda, &panel[0], &g.y[ir*n+jr], n, &g.sa[ir], &q.scale[jr], bp, accum)
 						continue
 					}
-					g.kernel(rr, kcLen/2, a, g.lda, &panel[0], &tmp[0], qnr, &g.sa[ir], &q.scale[jr], nil, 0)
+					qkernel(g.useAsm, rr, kcLen/2, a, g.lda, &panel[0], &tmp[0], qnr, &g.sa[ir], &q.scale[jr], nil, 0)
 					for i := range rr {
 						dst := g.y[(ir+i)*n+jr : (ir+i)*n+jr+cols]
 						src := tmp[i*qnr : i*qnr+cols]
