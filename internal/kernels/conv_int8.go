@@ -199,14 +199,6 @@ func (t *convQTask) block(m0, m1, p0, p1 int) {
 	convEpilogue(t.y, t.bias, out, hw, m0, m1, p0*qnr, min(t.n, p1*qnr), t.epi != ConvBias, current.Load().simd)
 }
 
-// qkernel runs the int8 microkernel of r rows, in assembly or portable Go.
-func qkernel(useAsm bool, r, kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int) {
-	if useAsm {
-		qgemmAsm(r, kp, a, lda, b, c, ldc, sa, sw, bias, accum)
-		return
-	}
-	qgemmGo(r, kp, a, lda, b, c, ldc, sa, sw, bias, accum)
-}
 
 // packPanel quantises the 16 pixels of panel pan: each pixel's In values
 // (one per channel) get the pixel's own scale, and are written as pairs of

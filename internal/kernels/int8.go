@@ -232,6 +232,15 @@ func qgemmGo(r, kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw
 	}
 }
 
+// qkernel runs the int8 microkernel of r rows, in assembly or portable Go.
+func qkernel(useAsm bool, r, kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int) {
+	if useAsm {
+		qgemmAsm(r, kp, a, lda, b, c, ldc, sa, sw, bias, accum)
+		return
+	}
+	qgemmGo(r, kp, a, lda, b, c, ldc, sa, sw, bias, accum)
+}
+
 // widenGo is the portable widen: dst[i] = src[i].
 func widenGo(dst []int16, src []int8) {
 	src = src[:len(dst)]
