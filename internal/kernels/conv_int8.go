@@ -199,7 +199,6 @@ func (t *convQTask) block(m0, m1, p0, p1 int) {
 	convEpilogue(t.y, t.bias, out, hw, m0, m1, p0*qnr, min(t.n, p1*qnr), t.epi != ConvBias, current.Load().simd)
 }
 
-
 // packPanel quantises the 16 pixels of panel pan: each pixel's In values
 // (one per channel) get the pixel's own scale, and are written as pairs of
 // adjacent channels, 16 pixels side by side (the layout of an int8 weight
