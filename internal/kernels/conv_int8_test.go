@@ -16,7 +16,7 @@ func TestConvInt8(t *testing.T) {
 	shapes := []struct{ batch, hw, in, out int }{
 		{1, 1, 1, 1}, {1, 49, 64, 20}, {2, 49, 33, 7}, {3, 7, 300, 13}, {1, 196, 1025, 40}, {2, 16, 2, 6}, {1, 17, 48, 150},
 	}
-	first := map[[2]int][]float32{}
+	first := map[any][]float32{}
 	withKernels(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(3, 4))
 		for si, s := range shapes {
@@ -95,16 +95,7 @@ func TestConvInt8(t *testing.T) {
 						}
 					}
 				}
-				k := [2]int{si, int(epi)}
-				if f, ok := first[k]; ok {
-					for i := range got {
-						if math.Float32bits(got[i]) != math.Float32bits(f[i]) {
-							t.Fatalf("%+v %v: y[%d] = %v, the first kernel gave %v", s, epi, i, got[i], f[i])
-						}
-					}
-				} else {
-					first[k] = got
-				}
+				sameAsFirstKernel(t, first, [2]int{si, int(epi)}, got, fmt.Sprintf("%+v %v", s, epi))
 			}
 		}
 	})

@@ -39,7 +39,7 @@ func TestLinearInt8(t *testing.T) {
 		shape int
 		epi   Epilogue
 	}
-	first := map[key][]float32{}
+	first := map[any][]float32{}
 	withKernels(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(8, 9))
 		for si, s := range shapes {
@@ -139,21 +139,28 @@ func TestLinearInt8(t *testing.T) {
 						}
 					}
 				}
-				k := key{si, epi}
-				if epi == EpiQuickGELU || epi == EpiGELU {
-					// Each kernel's activations have their own last bits.
-				} else if f, ok := first[k]; ok {
-					for i := range got {
-						if math.Float32bits(got[i]) != math.Float32bits(f[i]) {
-							t.Fatalf("%v %v: [%d] %v, the first kernel gave %v", s, epi, i, got[i], f[i])
-						}
-					}
-				} else {
-					first[k] = got
+				if epi != EpiQuickGELU && epi != EpiGELU { // each kernel's activations have their own last bits
+					sameAsFirstKernel(t, first, key{si, epi}, got, fmt.Sprintf("%v %v", s, epi))
 				}
 			}
 		}
 	})
+}
+
+// sameAsFirstKernel records got under k the first time (the first kernel
+// of withKernels) and afterwards checks that got has the same bits.
+func sameAsFirstKernel(t *testing.T, first map[any][]float32, k any, got []float32, what string) {
+	t.Helper()
+	f, ok := first[k]
+	if !ok {
+		first[k] = got
+		return
+	}
+	for i := range got {
+		if math.Float32bits(got[i]) != math.Float32bits(f[i]) {
+			t.Fatalf("%s: [%d] %v, the first kernel gave %v", what, i, got[i], f[i])
+		}
+	}
 }
 
 // TestQuantRow checks the input quantisation, vectorised and portable,
