@@ -80,27 +80,11 @@ func Run(o Options) (Result, error) {
 	var step func() error
 	var flops float64
 	if o.What == "image" {
-		s := cfg.Vision.ImageSize
-		px := make([]float32, o.Batch*3*s*s)
-		for i := range px {
-			px[i] = float32(r.NormFloat64())
-		}
+		px := RandomPixels(r, o.Batch, cfg.Vision.ImageSize)
 		step = func() error { m.EncodeImage(out, px, o.Batch, nil); return nil }
 		flops = cfg.ImageFLOPs()
 	} else {
-		toks := make([][]int32, o.Batch)
-		seq := 0 // positions the forward runs: up to the batch's last end-of-text
-		for i := range toks {
-			row := make([]int32, cfg.Text.ContextLength)
-			row[0] = 49406
-			n := 5 + r.IntN(15)
-			for j := 1; j <= n; j++ {
-				row[j] = int32(r.IntN(49406))
-			}
-			row[n+1] = 49407
-			toks[i] = row
-			seq = max(seq, n+2)
-		}
+		toks, seq := RandomTokens(r, o.Batch, cfg.Text.ContextLength)
 		step = func() error { return m.EncodeText(out, toks, nil) }
 		flops = cfg.TextFLOPsAt(seq)
 	}
@@ -125,6 +109,35 @@ func Run(o Options) (Result, error) {
 		ItemsPerS: items / el, MsPerItem: 1000 * el / items, GFLOPs: flops * items / el / 1e9,
 		PeakRSSMB: PeakRSSMB(), CPUMsPerItem: 1000 * cpu.Seconds() / items,
 	}, nil
+}
+
+// RandomPixels returns batch images of size×size×3 standard normal values,
+// the inputs the benchmarks embed.
+func RandomPixels(r *rand.Rand, batch, size int) []float32 {
+	px := make([]float32, batch*3*size*size)
+	for i := range px {
+		px[i] = float32(r.NormFloat64())
+	}
+	return px
+}
+
+// RandomTokens returns batch token rows of length ctx: start-of-text, 5 to
+// 19 random tokens, end-of-text, padding; and seq, the positions a forward
+// runs (up to the batch's last end-of-text).
+func RandomTokens(r *rand.Rand, batch, ctx int) (toks [][]int32, seq int) {
+	toks = make([][]int32, batch)
+	for i := range toks {
+		row := make([]int32, ctx)
+		row[0] = 49406
+		n := 5 + r.IntN(15)
+		for j := 1; j <= n; j++ {
+			row[j] = int32(r.IntN(49406))
+		}
+		row[n+1] = 49407
+		toks[i] = row
+		seq = max(seq, n+2)
+	}
+	return toks, seq
 }
 
 // PeakRSSMB returns the process's peak resident set size in MB (VmHWM on

@@ -46,22 +46,8 @@ func benchPrecision(b *testing.B, arch string) {
 	for _, what := range whats {
 		for _, batch := range []int{1, 32} {
 			b.Run(fmt.Sprintf("%s/batch=%d", what, batch), func(b *testing.B) {
-				s := cfg.Vision.ImageSize
-				px := make([]float32, batch*3*s*s)
-				for i := range px {
-					px[i] = float32(r.NormFloat64())
-				}
-				toks := make([][]int32, batch)
-				for i := range toks {
-					row := make([]int32, cfg.Text.ContextLength)
-					row[0] = 49406
-					n := 5 + r.IntN(15)
-					for j := 1; j <= n; j++ {
-						row[j] = int32(1000 + r.IntN(40000))
-					}
-					row[n+1] = 49407
-					toks[i] = row
-				}
+				px := RandomPixels(r, batch, cfg.Vision.ImageSize)
+				toks, _ := RandomTokens(r, batch, cfg.Text.ContextLength)
 				ed := cfg.EmbedDim
 				of, oq := make([]float32, batch*ed), make([]float32, batch*ed)
 				pass := func(m *model.Model, out []float32) time.Duration {
