@@ -48,20 +48,14 @@ func PackConvInt8(w []float32, out, in int) *Conv {
 	Parallel(out, func(lo, hi int) {
 		for o := lo; o < hi; o++ {
 			row := w[o*in : (o+1)*in]
-			bits := absMaxBits(true, row)
-			if bits == 0 {
+			sc, inv, ok := weightScale(row, levels)
+			q.scale[o] = sc
+			if !ok {
 				continue
 			}
-			if bits >= 0x7f800000 {
-				q.scale[o] = float32(math.NaN())
-				continue
-			}
-			amax := float64(math.Float32frombits(bits))
-			q.scale[o] = float32(amax / levels)
-			inv := levels / amax
 			dst := q.w[o*kp : o*kp+in]
 			for i, v := range row {
-				dst[i] = int16(max(-levels, min(levels, math.RoundToEven(float64(v)*inv))))
+				dst[i] = int16(quantWeight(v, inv, levels))
 			}
 		}
 	})
@@ -233,16 +227,11 @@ func (t *convQTask) packPanel(pan int, buf *[]float32) {
 	// NaN pixels, whose values are then written as 0.
 	var inv [qnr]float32
 	for l := range qnr {
-		s := float32(0)
-		switch amax := math.Float32frombits(bits[l]); {
-		case l >= lanes || amax < 0x1p-100:
-		case bits[l] >= 0x7f800000:
-			s = float32(math.NaN())
-		default:
-			s = amax / float32(t.qmax)
-			inv[l] = float32(t.qmax) / amax
+		var sc float32
+		if l < lanes {
+			sc, inv[l] = inputScale(bits[l], t.qmax)
 		}
-		t.xs[g0+l] = s
+		t.xs[g0+l] = sc
 	}
 	pairs := in / 2
 	panelPack(t.useAsm, dst, src, stride, pairs, &inv)

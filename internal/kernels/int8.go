@@ -84,20 +84,12 @@ func PackLinearInt8(w []float32, n, k int) *PackedB {
 
 // packRow quantises output feature j (its weights row) into q.
 func (q *qweights) packRow(j int, row []float32) {
-	bits := absMaxBits(true, row)
-	if bits == 0 {
-		return
+	sc, inv, ok := weightScale(row, 127)
+	q.scale[j] = sc
+	if !ok {
+		return // values stay zero
 	}
-	if bits >= 0x7f800000 {
-		q.scale[j] = float32(math.NaN()) // values stay zero
-		return
-	}
-	amax := float64(math.Float32frombits(bits))
-	q.scale[j] = float32(amax / 127)
-	inv := 127 / amax
-	quant := func(v float32) int8 {
-		return int8(max(-127, min(127, math.RoundToEven(float64(v)*inv))))
-	}
+	quant := func(v float32) int8 { return int8(quantWeight(v, inv, 127)) }
 	k := len(row)
 	pan, col := j/qnr, j%qnr
 	for pc := 0; pc < q.kp; pc += q.kc {
@@ -154,18 +146,52 @@ func (q *qweights) unpack(n, k int) []float32 {
 // they would be in float32.
 func quantRow(useAsm bool, dst []int16, src []float32, qmax int32) float32 {
 	dst = dst[:len(src)]
-	bits := absMaxBits(useAsm, src)
-	if bits >= 0x7f800000 {
+	sc, inv := inputScale(absMaxBits(useAsm, src), qmax)
+	if inv == 0 {
 		clear(dst)
-		return float32(math.NaN())
+		return sc
 	}
+	roundRow(useAsm, dst, src, inv)
+	return sc
+}
+
+// inputScale returns, for values whose largest magnitude has the bit
+// pattern bits (see absMaxBits), the scale sc = amax/qmax of their
+// quantisation to ±qmax and its inverse. Values below 2⁻¹⁰⁰ count as zero
+// (sc = inv = 0); an infinity or NaN gives sc = NaN and inv = 0: the
+// values are written as 0 and the outputs they feed are NaN.
+func inputScale(bits uint32, qmax int32) (sc, inv float32) {
 	amax := math.Float32frombits(bits)
-	if amax < 0x1p-100 {
-		clear(dst)
-		return 0
+	switch {
+	case bits >= 0x7f800000:
+		return float32(math.NaN()), 0
+	case amax < 0x1p-100:
+		return 0, 0
 	}
-	roundRow(useAsm, dst, src, float32(qmax)/amax)
-	return amax / float32(qmax)
+	return amax / float32(qmax), float32(qmax) / amax
+}
+
+// weightScale returns the scale sc = max|row|/levels of a weight row
+// quantised to ±levels and the factor inv its values are multiplied by
+// before rounding (see quantWeight). ok is false for a zero row (sc = 0)
+// and for one holding an infinity or NaN (sc = NaN): their integers stay
+// 0.
+func weightScale(row []float32, levels float64) (sc float32, inv float64, ok bool) {
+	bits := absMaxBits(true, row)
+	if bits == 0 {
+		return 0, 0, false
+	}
+	if bits >= 0x7f800000 {
+		return float32(math.NaN()), 0, false
+	}
+	amax := float64(math.Float32frombits(bits))
+	return float32(amax / levels), levels / amax, true
+}
+
+// quantWeight rounds v·inv to the nearest integer (ties to even) within
+// ±levels.
+func quantWeight(v float32, inv, levels float64) float64 {
+	return max(-levels, min(levels, math.RoundToEven(float64(v)*inv)))
 }
 
 // absMaxBitsGo is the portable absMaxBits: the largest bit pattern of
