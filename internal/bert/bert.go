@@ -79,11 +79,7 @@ func (l *Linear) UsePrecision(p model.Precision) {
 	if l.packed == nil {
 		l.Pack()
 	}
-	if p == model.BF16 {
-		l.packed = l.packed.ToBF16()
-	} else {
-		l.packed = l.packed.ToInt8()
-	}
+	l.packed = p.Convert(l.packed)
 	l.W = nil
 }
 

@@ -84,11 +84,7 @@ func (l *Linear) UsePrecision(p Precision) {
 	if l.packed == nil {
 		return
 	}
-	if p == BF16 {
-		l.packed = l.packed.ToBF16()
-	} else {
-		l.packed = l.packed.ToInt8()
-	}
+	l.packed = p.Convert(l.packed)
 	l.W = nil
 }
 

@@ -73,6 +73,18 @@ const (
 	Int8 Precision = "int8"
 )
 
+// Convert returns w held in precision p: its bfloat16 or int8 copy, or w
+// itself for FP32 (see kernels.PackedB.ToBF16 and ToInt8).
+func (p Precision) Convert(w *kernels.PackedB) *kernels.PackedB {
+	switch p {
+	case BF16:
+		return w.ToBF16()
+	case Int8:
+		return w.ToInt8()
+	}
+	return w
+}
+
 // ParsePrecision returns the Precision named s ("" is FP32).
 func ParsePrecision(s string) (Precision, error) {
 	switch p := Precision(s); p {
