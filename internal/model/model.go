@@ -129,9 +129,6 @@ func build(cfg Config, l *loader) (*Model, error) {
 		return nil, l.err
 	}
 	m.Pack()
-	if l.prec == Int8 {
-		m.int8Convs()
-	}
 	return m, nil
 }
 
@@ -182,7 +179,7 @@ func (m *Model) int8Convs() {
 		return
 	}
 	for _, c := range r.convs() {
-		if c.K == 1 && c.Stride == 1 && c.Pad == 0 && kernels.CanInt8(c.In) && c.packed != nil && !c.packed.Int8() {
+		if c.int8able() && c.packed != nil && !c.packed.Int8() {
 			c.packed = kernels.PackConvInt8(c.W, c.Out, c.In)
 		}
 	}
@@ -470,7 +467,7 @@ func (l *loader) convBN(conv, bn string, in, out, k, stride, pad int) Conv2d {
 		return c
 	}
 	c.Raw, c.BN = append([]float32(nil), w...), norm
-	c.Refold()
+	c.refold(l.prec == Int8) // a 1×1 convolution packed once, as int8
 	return c
 }
 

@@ -36,7 +36,17 @@ const bnEps = 1e-5
 
 // Refold recomputes the inference weights W and B from Raw and BN in eval
 // mode (running statistics) and packs W for the forward pass.
-func (c *Conv2d) Refold() {
+func (c *Conv2d) Refold() { c.refold(false) }
+
+// int8able reports whether the convolution takes integer products (see
+// kernels.PackConvInt8): 1×1, stride 1, no padding.
+func (c *Conv2d) int8able() bool {
+	return c.K == 1 && c.Stride == 1 && c.Pad == 0 && kernels.CanInt8(c.In)
+}
+
+// refold is Refold, packing W for integer products instead when int8 is
+// set and the convolution takes them (a model loaded in Int8).
+func (c *Conv2d) refold(int8 bool) {
 	if c.Raw != nil && c.BN != nil {
 		per := c.In * c.K * c.K
 		for o := range c.Out {
@@ -46,6 +56,10 @@ func (c *Conv2d) Refold() {
 			}
 			c.B[o] = float32(float64(c.BN.B[o]) - float64(c.BN.Mean[o])*s)
 		}
+	}
+	if int8 && c.int8able() {
+		c.packed = kernels.PackConvInt8(c.W, c.Out, c.In)
+		return
 	}
 	c.packed = kernels.PackConv(c.W, c.Out, c.In, c.K, c.Stride, c.Pad)
 }
