@@ -170,6 +170,7 @@ type convTask struct {
 	batch, h, w, oh, ow int
 
 	mBlock, mBlocks, nBlocks, kBlocks, tasks, workers int
+	nPan                                              int // nr-wide panels of all pixels
 	// shared: the patches of each pixel block are packed once into pre
 	// (unit floats each: every K block's panels) by a first pass whose
 	// tasks are (pixel block, K block), while packing is set.
@@ -183,12 +184,15 @@ var convTaskPool = sync.Pool{New: func() any { return new(convTask) }}
 
 // plan splits the work into tasks: one per pixel block when there are
 // enough of them to keep the workers busy; otherwise the patches are
-// packed once (shared) and the output channels split into blocks.
+// packed once (shared), into pixel blocks of equal width (784 pixels are
+// four blocks of 196, not three of 256 and one of 16: 5–15% faster at
+// two threads), and the output channels split into blocks.
 func (t *convTask) plan(workers int) {
 	c := t.c
 	mr, nr := c.kern.mr, c.kern.nr
 	n := t.batch * t.oh * t.ow
 	kk := c.In * c.K * c.K
+	t.nPan = (n + nr - 1) / nr
 	t.nBlocks = (n + convNC - 1) / convNC
 	t.kBlocks = (kk + c.kc - 1) / c.kc
 	t.mBlock = c.mPanels * mr
@@ -197,7 +201,7 @@ func (t *convTask) plan(workers int) {
 	}
 	if workers > 1 && t.nBlocks < 2*workers {
 		t.shared = true
-		t.unit = kk * ((min(n, convNC) + nr - 1) / nr * nr)
+		t.unit = kk * ((t.nPan + t.nBlocks - 1) / t.nBlocks * nr)
 		for t.nBlocks*((c.Out+t.mBlock-1)/t.mBlock) < 4*workers && t.mBlock > 2*mr {
 			t.mBlock = (t.mBlock/2 + mr - 1) / mr * mr
 		}
@@ -207,11 +211,21 @@ func (t *convTask) plan(workers int) {
 	t.workers = min(workers, t.tasks)
 }
 
+// pixels returns the pixels g0…g1-1 of pixel block nb: blocks of convNC,
+// or with shared packing, nBlocks blocks of equal width in whole panels.
+func (t *convTask) pixels(nb int) (g0, g1 int) {
+	n := t.batch * t.oh * t.ow
+	if !t.shared {
+		return nb * convNC, min(n, (nb+1)*convNC)
+	}
+	nr := t.c.kern.nr
+	return min(n, nb*t.nPan/t.nBlocks*nr), min(n, (nb+1)*t.nPan/t.nBlocks*nr)
+}
+
 // RunRange is a worker: it takes tasks until none is left.
 func (t *convTask) RunRange(lo, hi int) {
 	s := convScratchPool.Get().(*convScratch)
 	defer convScratchPool.Put(s)
-	n := t.batch * t.oh * t.ow
 	if t.packing {
 		for {
 			i := int(t.next.Add(1) - 1)
@@ -219,7 +233,7 @@ func (t *convTask) RunRange(lo, hi int) {
 				return
 			}
 			nb, kb := i/t.kBlocks, i%t.kBlocks
-			g0, g1 := nb*convNC, min(n, (nb+1)*convNC)
+			g0, g1 := t.pixels(nb)
 			t.packBlock(s, t.pre[nb*t.unit:(nb+1)*t.unit], kb*t.c.kc, g0, g1)
 		}
 	}
@@ -233,7 +247,8 @@ func (t *convTask) RunRange(lo, hi int) {
 		if t.shared {
 			pre = t.pre[nb*t.unit : (nb+1)*t.unit]
 		}
-		t.block(s, pre, mb*t.mBlock, min(t.c.Out, (mb+1)*t.mBlock), nb*convNC, min(n, (nb+1)*convNC))
+		g0, g1 := t.pixels(nb)
+		t.block(s, pre, mb*t.mBlock, min(t.c.Out, (mb+1)*t.mBlock), g0, g1)
 	}
 }
 

@@ -68,6 +68,8 @@ func TestConv(t *testing.T) {
 		{1, 3, 40, 37, 4, 3, 1, 1},    // several pixel blocks, rows across panels
 		{2, 300, 5, 5, 7, 1, 1, 0},    // 1×1 over several K blocks
 		{1, 33, 18, 18, 200, 3, 1, 1}, // channel blocks split across workers
+		{1, 40, 28, 28, 50, 1, 1, 0},  // shared packing: 4 pixel blocks of 196
+		{1, 40, 23, 23, 50, 1, 1, 0},  // shared packing, a partial last panel
 	}
 	r := rand.New(rand.NewPCG(4, 5))
 	withKernels(t, func(t *testing.T) {
