@@ -37,3 +37,18 @@ func cpuFeatures() (avx2FMA, avx512 bool) {
 	avx512 = avx2FMA && osZMM && ebx7&avx512FBit != 0
 	return avx2FMA, avx512
 }
+
+// hasVNNI reports whether the CPU and OS support the EVEX-encoded
+// VPDPWSSD on 256-bit registers: AVX-512 state enabled by the OS,
+// AVX512_VNNI and AVX512VL.
+func hasVNNI() bool {
+	if _, avx512 := cpuFeatures(); !avx512 {
+		return false
+	}
+	_, ebx7, ecx7, _ := cpuid(7, 0)
+	const (
+		avx512VLBit   = 1 << 31 // EBX
+		avx512VNNIBit = 1 << 11 // ECX
+	)
+	return ebx7&avx512VLBit != 0 && ecx7&avx512VNNIBit != 0
+}

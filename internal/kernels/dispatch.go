@@ -71,7 +71,14 @@ var (
 )
 
 func init() {
-	available = append(archKernels(), goKernel)
+	for _, k := range archKernels() {
+		if err := checkKernel(k); err != nil {
+			fmt.Fprintf(os.Stderr, "goclip: %v: not using it (please report this CPU)\n", err)
+			continue
+		}
+		available = append(available, k)
+	}
+	available = append(available, goKernel)
 	k := available[0]
 	if name := os.Getenv("GOCLIP_KERNEL"); name != "" {
 		if err := SetKernel(name); err != nil {

@@ -121,6 +121,11 @@ func (p *PackedB) ToInt8() *PackedB {
 // elsewhere they run in portable Go, slower than the float32 products.
 func Int8Accelerated() bool { return qAsm() }
 
+// Int8Kernel names the int8 microkernels in use: "vnni" (AVX512_VNNI's
+// VPDPWSSD), "avx2" (VPMADDWD) or "go". The two assembly kernels give the
+// same bits.
+func Int8Kernel() string { return int8Kernel() }
+
 // Int8 reports whether p's weight is int8.
 func (p *PackedB) Int8() bool { return p.q != nil }
 

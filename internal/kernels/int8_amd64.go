@@ -2,6 +2,11 @@
 
 package kernels
 
+import (
+	"fmt"
+	"os"
+)
+
 //go:generate sh -c "go run gen/int8.go > int8_amd64.s"
 
 //go:noescape
@@ -23,6 +28,24 @@ func qgemmAVX2R5(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, s
 func qgemmAVX2R6(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int)
 
 //go:noescape
+func qgemmVNNIR1(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int)
+
+//go:noescape
+func qgemmVNNIR2(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int)
+
+//go:noescape
+func qgemmVNNIR3(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int)
+
+//go:noescape
+func qgemmVNNIR4(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int)
+
+//go:noescape
+func qgemmVNNIR5(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int)
+
+//go:noescape
+func qgemmVNNIR6(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int)
+
+//go:noescape
 func qWidenAVX2(dst *int16, src *int8, n int)
 
 //go:noescape
@@ -37,13 +60,77 @@ func qPanelAbsMaxAVX2(bits *uint32, src *float32, stride, rows int)
 //go:noescape
 func qPanelPackAVX2(dst *int16, src *float32, stride, pairs int, inv *float32)
 
-var hasAVX2, _ = cpuFeatures()
+var (
+	hasAVX2, _ = cpuFeatures()
+	// vnniOK: the CPU has AVX512_VNNI and AVX512VL, and the VPDPWSSD
+	// kernels passed their check; useVNNI: the int8 products use them
+	// (tests clear it to compare the two).
+	vnniOK  = hasVNNI() && vnniChecked()
+	useVNNI = vnniOK
+)
+
+// vnniChecked runs the VPDPWSSD kernels against the portable ones once
+// (see checkQKernel), and reports whether they agree; they are not used
+// (and goclip says so) if not.
+func vnniChecked() bool {
+	if err := checkQKernel("vnni", qgemmVNNI); err != nil {
+		fmt.Fprintf(os.Stderr, "goclip: %v: not using it (please report this CPU)\n", err)
+		return false
+	}
+	return true
+}
 
 // qAsm reports whether the int8 products run in assembly: on CPUs with
 // AVX2, unless the portable kernel was chosen (SetKernel("go")).
 func qAsm() bool { return hasAVX2 && current.Load() != goKernel }
 
+// int8Kernel names the int8 microkernels in use.
+func int8Kernel() string {
+	switch {
+	case !qAsm():
+		return "go"
+	case useVNNI:
+		return "vnni"
+	}
+	return "avx2"
+}
+
+// setVNNI selects the VPDPWSSD kernels (where the CPU has them) or the
+// VPMADDWD ones, and returns the previous setting.
+func setVNNI(on bool) bool {
+	old := useVNNI
+	useVNNI = on && vnniOK
+	return old
+}
+
 func qgemmAsm(r, kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int) {
+	if useVNNI {
+		qgemmVNNI(r, kp, a, lda, b, c, ldc, sa, sw, bias, accum)
+		return
+	}
+	qgemmAVX2(r, kp, a, lda, b, c, ldc, sa, sw, bias, accum)
+}
+
+// qgemmVNNI runs the VPDPWSSD microkernel of r rows.
+func qgemmVNNI(r, kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int) {
+	switch r {
+	case 6:
+		qgemmVNNIR6(kp, a, lda, b, c, ldc, sa, sw, bias, accum)
+	case 5:
+		qgemmVNNIR5(kp, a, lda, b, c, ldc, sa, sw, bias, accum)
+	case 4:
+		qgemmVNNIR4(kp, a, lda, b, c, ldc, sa, sw, bias, accum)
+	case 3:
+		qgemmVNNIR3(kp, a, lda, b, c, ldc, sa, sw, bias, accum)
+	case 2:
+		qgemmVNNIR2(kp, a, lda, b, c, ldc, sa, sw, bias, accum)
+	default:
+		qgemmVNNIR1(kp, a, lda, b, c, ldc, sa, sw, bias, accum)
+	}
+}
+
+// qgemmAVX2 runs the VPMADDWD microkernel of r rows.
+func qgemmAVX2(r, kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int) {
 	switch r {
 	case 6:
 		qgemmAVX2R6(kp, a, lda, b, c, ldc, sa, sw, bias, accum)

@@ -6,6 +6,11 @@ package kernels
 // build.
 func qAsm() bool { return false }
 
+// int8Kernel names the int8 microkernels in use.
+func int8Kernel() string { return "go" }
+
+func setVNNI(on bool) bool { return false }
+
 func qgemmAsm(r, kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int) {
 	qgemmGo(r, kp, a, lda, b, c, ldc, sa, sw, bias, accum)
 }

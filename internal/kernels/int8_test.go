@@ -284,3 +284,47 @@ func BenchmarkLinearInt8(b *testing.B) {
 		}
 	}
 }
+
+// TestInt8KernelsAgree runs the int8 products (linear layers and 1×1
+// convolutions, odd shapes, every row count of the microkernels) with
+// the VPDPWSSD kernels and with the VPMADDWD ones and checks that they
+// give the same bits. It needs a CPU with AVX512_VNNI and AVX512VL.
+func TestInt8KernelsAgree(t *testing.T) {
+	if Int8Kernel() != "vnni" {
+		t.Skipf("int8 kernel here is %q, not \"vnni\": this CPU has no AVX512_VNNI (or AVX512VL), so the VPDPWSSD kernels cannot run here", Int8Kernel())
+	}
+	defer setVNNI(true)
+	r := rand.New(rand.NewPCG(5, 6))
+	run := func(vnni bool, f func()) {
+		setVNNI(vnni)
+		f()
+	}
+	for _, s := range []struct{ m, n, k int }{{1, 1, 1}, {2, 17, 3}, {3, 33, 70}, {4, 16, 512}, {5, 40, 513}, {6, 64, 1025}, {50, 100, 768}, {13, 48, 3072}} {
+		x, w, bias := randSlice(r, s.m*s.k), randSlice(r, s.n*s.k), randSlice(r, s.n)
+		p := PackLinearInt8(w, s.n, s.k)
+		var got [2][]float32
+		for i, vnni := range []bool{false, true} {
+			got[i] = make([]float32, s.m*s.n)
+			run(vnni, func() { LinearPacked(got[i], x, p, bias, s.m, EpiQuickGELU) })
+		}
+		for i := range got[0] {
+			if math.Float32bits(got[0][i]) != math.Float32bits(got[1][i]) {
+				t.Fatalf("linear %v: [%d] VPMADDWD %v, VPDPWSSD %v", s, i, got[0][i], got[1][i])
+			}
+		}
+	}
+	for _, s := range []struct{ batch, hw, in, out int }{{1, 49, 64, 20}, {2, 17, 300, 13}, {1, 196, 1025, 40}} {
+		x, w, bias := randSlice(r, s.batch*s.in*s.hw), randSlice(r, s.out*s.in), randSlice(r, s.out)
+		c := PackConvInt8(w, s.out, s.in)
+		var got [2][]float32
+		for i, vnni := range []bool{false, true} {
+			got[i] = make([]float32, s.batch*s.out*s.hw)
+			run(vnni, func() { c.Forward(got[i], x, s.batch, s.hw, 1, bias, ConvBiasReLU) })
+		}
+		for i := range got[0] {
+			if math.Float32bits(got[0][i]) != math.Float32bits(got[1][i]) {
+				t.Fatalf("conv %v: [%d] VPMADDWD %v, VPDPWSSD %v", s, i, got[0][i], got[1][i])
+			}
+		}
+	}
+}

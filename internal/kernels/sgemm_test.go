@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"testing"
 )
 
@@ -19,6 +20,20 @@ func withKernels(t *testing.T, f func(t *testing.T)) {
 			t.Fatal(err)
 		}
 		t.Run(name, f)
+	}
+	// The AVX-512 kernel's 6×32 tile, in portable Go, where the CPU has
+	// no AVX-512: packing, tiling and edges for 32-wide panels run here
+	// too (only the assembly itself cannot; it is checked at start-up).
+	if !slices.ContainsFunc(available, func(k *microKernel) bool { return k.nr == 32 }) {
+		emu := &microKernel{name: "go6x32", mr: 6, nr: 32, kc: 256, mc: 144, simd: available[0].simd,
+			fn: func(k int, a, b, c *float32, ldc int, accum int) { tileGo(6, 32, k, a, b, c, ldc, accum, nil) }}
+		saved := available
+		available = append([]*microKernel{emu}, available...)
+		defer func() { available = saved }()
+		if err := SetKernel(emu.name); err != nil {
+			t.Fatal(err)
+		}
+		t.Run(emu.name, f)
 	}
 }
 

@@ -12,6 +12,11 @@
 // (float(sum)·rowScale)·colScale, a bias (if not nil) is added, and the
 // result is stored or added to C.
 //
+// qgemmVNNIR1…R6 are the same kernels for CPUs with AVX512_VNNI and
+// AVX512VL: VPDPWSSD (EVEX-encoded, on the same 256-bit registers) does
+// a VPMADDWD and the VPADDD after it in one instruction, with the same
+// exact 32-bit sums, so the two give the same bits.
+//
 //	go run gen/int8.go > int8_amd64.s
 package main
 
@@ -29,6 +34,22 @@ func main() {
 	p("//go:build amd64 && !purego")
 	p("")
 	p(`#include "textflag.h"`)
+	for _, v := range []struct {
+		name string
+		vnni bool
+	}{{"AVX2", false}, {"VNNI", true}} {
+		microKernels(p, v.name, v.vnni)
+	}
+	helpers(p)
+	if _, err := os.Stdout.WriteString(b.String()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// microKernels writes qgemm<name>R1…R6, multiplying and adding with
+// VPDPWSSD when vnni is set, with VPMADDWD and VPADDD otherwise.
+func microKernels(p func(string, ...any), name string, vnni bool) {
 	for r := 1; r <= 6; r++ {
 		acc := func(i, j int) string { return fmt.Sprintf("Y%d", 4+2*i+j) }
 		// row returns the address of row i of A at byte offset off.
@@ -47,6 +68,11 @@ func main() {
 			p("\tVMOVDQU %d(DI), Y1", boff+32)
 			for i := 0; i < r; i++ {
 				p("\tVPBROADCASTD %s, Y2", row(i, aoff))
+				if vnni {
+					p("\tVPDPWSSD Y0, Y2, %s", acc(i, 0))
+					p("\tVPDPWSSD Y1, Y2, %s", acc(i, 1))
+					continue
+				}
 				p("\tVPMADDWD Y0, Y2, Y3")
 				p("\tVPADDD Y3, %s, %s", acc(i, 0), acc(i, 0))
 				p("\tVPMADDWD Y1, Y2, Y3")
@@ -61,8 +87,8 @@ func main() {
 			p("\tADDQ $%d, DI", 64*pairs)
 		}
 		p("")
-		p("// func qgemmAVX2R%d(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int)", r)
-		p("TEXT ·qgemmAVX2R%d(SB), NOSPLIT, $0-80", r)
+		p("// func qgemm%sR%d(kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int)", name, r)
+		p("TEXT ·qgemm%sR%d(SB), NOSPLIT, $0-80", name, r)
 		p("\tMOVQ kp+0(FP), CX")
 		p("\tMOVQ a+8(FP), SI")
 		p("\tMOVQ lda+16(FP), BX")
@@ -140,7 +166,10 @@ func main() {
 		p("\tVZEROUPPER")
 		p("\tRET")
 	}
+}
 
+// helpers writes the quantising and packing loops (AVX2).
+func helpers(p func(string, ...any)) {
 	p("")
 	p("// func qWidenAVX2(dst *int16, src *int8, n int)")
 	p("// dst[i] = src[i] sign-extended, for i < n (n a multiple of 32).")
@@ -302,9 +331,4 @@ func main() {
 	p("ppdone:")
 	p("\tVZEROUPPER")
 	p("\tRET")
-
-	if _, err := os.Stdout.WriteString(b.String()); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 }
