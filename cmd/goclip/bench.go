@@ -34,7 +34,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(r)
 	}
-	fmt.Fprintf(stdout, "%s %s batch %d, %d threads, %s: %.2f %ss/s, %.1f ms/%s, %.1f GFLOP/s, peak RSS %.0f MB\n",
-		r.Arch, r.What, r.Batch, r.Threads, r.Precision, r.ItemsPerS, r.What, r.MsPerItem, r.What, r.GFLOPs, r.PeakRSSMB)
+	fmt.Fprintf(stdout, "%s %s batch %d, %d threads, %s (kernel %s): %.2f %ss/s, %.1f ms/%s, %.1f GFLOP/s, peak RSS %.0f MB\n",
+		r.Arch, r.What, r.Batch, r.Threads, r.Precision, r.Kernel, r.ItemsPerS, r.What, r.MsPerItem, r.What, r.GFLOPs, r.PeakRSSMB)
 	return nil
 }

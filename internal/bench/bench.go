@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goclip/goclip/internal/kernels"
 	"github.com/goclip/goclip/internal/model"
 )
 
@@ -42,6 +43,10 @@ type Result struct {
 	// the two-thread to the one-thread figure is the cost of splitting the
 	// work, robust to other load on the machine (0 where unknown).
 	CPUMsPerItem float64 `json:"cpu_ms_per_item"`
+	// Kernel names the GEMM microkernel that ran (avx512, avx2, neon, go;
+	// see kernels.Kernel), and with int8 the integer one after a slash
+	// ("avx2/vnni"): numbers from different kernels do not compare.
+	Kernel string `json:"kernel"`
 }
 
 // Run builds the architecture with random weights and measures it.
@@ -107,8 +112,16 @@ func Run(o Options) (Result, error) {
 	return Result{
 		Arch: o.Arch, What: o.What, Batch: o.Batch, Threads: runtime.GOMAXPROCS(0), Precision: o.Precision,
 		ItemsPerS: items / el, MsPerItem: 1000 * el / items, GFLOPs: flops * items / el / 1e9,
-		PeakRSSMB: PeakRSSMB(), CPUMsPerItem: 1000 * cpu.Seconds() / items,
+		PeakRSSMB: PeakRSSMB(), CPUMsPerItem: 1000 * cpu.Seconds() / items, Kernel: kernelName(prec),
 	}, nil
+}
+
+// kernelName is Result.Kernel for precision prec.
+func kernelName(prec model.Precision) string {
+	if prec == model.Int8 {
+		return kernels.Kernel() + "/" + kernels.Int8Kernel()
+	}
+	return kernels.Kernel()
 }
 
 // RandomPixels returns batch images of size×size×3 standard normal values,
