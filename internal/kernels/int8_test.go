@@ -295,17 +295,14 @@ func TestInt8KernelsAgree(t *testing.T) {
 	}
 	defer setVNNI(true)
 	r := rand.New(rand.NewPCG(5, 6))
-	run := func(vnni bool, f func()) {
-		setVNNI(vnni)
-		f()
-	}
 	for _, s := range []struct{ m, n, k int }{{1, 1, 1}, {2, 17, 3}, {3, 33, 70}, {4, 16, 512}, {5, 40, 513}, {6, 64, 1025}, {50, 100, 768}, {13, 48, 3072}} {
 		x, w, bias := randSlice(r, s.m*s.k), randSlice(r, s.n*s.k), randSlice(r, s.n)
 		p := PackLinearInt8(w, s.n, s.k)
 		var got [2][]float32
 		for i, vnni := range []bool{false, true} {
 			got[i] = make([]float32, s.m*s.n)
-			run(vnni, func() { LinearPacked(got[i], x, p, bias, s.m, EpiQuickGELU) })
+			setVNNI(vnni)
+			LinearPacked(got[i], x, p, bias, s.m, EpiQuickGELU)
 		}
 		for i := range got[0] {
 			if math.Float32bits(got[0][i]) != math.Float32bits(got[1][i]) {
@@ -319,7 +316,8 @@ func TestInt8KernelsAgree(t *testing.T) {
 		var got [2][]float32
 		for i, vnni := range []bool{false, true} {
 			got[i] = make([]float32, s.batch*s.out*s.hw)
-			run(vnni, func() { c.Forward(got[i], x, s.batch, s.hw, 1, bias, ConvBiasReLU) })
+			setVNNI(vnni)
+			c.Forward(got[i], x, s.batch, s.hw, 1, bias, ConvBiasReLU)
 		}
 		for i := range got[0] {
 			if math.Float32bits(got[0][i]) != math.Float32bits(got[1][i]) {

@@ -85,11 +85,14 @@ func checkKernelTile(name string, mr, nr int, fn func(k int, a, b, c *float32, l
 		seed = seed*1664525 + 1013904223
 		return float32(int(seed>>29) - 3)
 	}
+	const maxDepth = 67
 	ldc := nr + 5
-	for _, depth := range []int{1, 7, 67} {
-		a := make([]float32, mr*depth)
-		b := make([]float32, nr*depth)
-		bias := make([]float32, nr)
+	// One allocation for every depth: a, b, bias, got, want.
+	buf := make([]float32, (mr+nr)*maxDepth+nr+2*mr*ldc)
+	bias, got, want := buf[:nr], buf[nr:nr+mr*ldc], buf[nr+mr*ldc:nr+2*mr*ldc]
+	for _, depth := range []int{1, 7, maxDepth} {
+		ab := buf[nr+2*mr*ldc:]
+		a, b := ab[:mr*depth], ab[mr*depth:(mr+nr)*depth]
 		for _, s := range [][]float32{a, b, bias} {
 			for i := range s {
 				s[i] = small()
@@ -100,11 +103,10 @@ func checkKernelTile(name string, mr, nr int, fn func(k int, a, b, c *float32, l
 			bp = &bias[0]
 		}
 		for accum := range 2 {
-			got := make([]float32, mr*ldc)
 			for i := range got {
 				got[i] = small()
 			}
-			want := append([]float32(nil), got...)
+			copy(want, got)
 			fn(depth, &a[0], &b[0], &got[0], ldc, accum, bp)
 			tileGo(mr, nr, depth, &a[0], &b[0], &want[0], ldc, accum, bp)
 			for i := range got {
@@ -130,33 +132,34 @@ func checkQKernel(name string, fn qgemmFunc) error {
 		seed = seed*1664525 + 1013904223
 		return int(seed>>8)%(2*n+1) - n
 	}
-	for r := 1; r <= 6; r++ {
-		for _, kp := range []int{1, 5, 67} {
+	const maxRows, maxPairs, ldc = 6, 67, qnr + 3
+	// One allocation each for every row count and depth.
+	ibuf := make([]int16, maxRows*(2*maxPairs+2)+2*qnr*maxPairs)
+	fbuf := make([]float32, maxRows+2*qnr+2*maxRows*ldc)
+	sa, sw, bias := fbuf[:maxRows], fbuf[maxRows:maxRows+qnr], fbuf[maxRows+qnr:maxRows+2*qnr]
+	for r := 1; r <= maxRows; r++ {
+		for _, kp := range []int{1, 5, maxPairs} {
 			lda := 2*kp + 2
-			a := make([]int16, r*lda)
-			b := make([]int16, 2*qnr*kp)
+			a, b := ibuf[:r*lda], ibuf[r*lda:r*lda+2*qnr*kp]
 			for i := range a {
 				a[i] = int16(next(32767))
 			}
 			for i := range b {
 				b[i] = int16(next(127))
 			}
-			sa := make([]float32, r)
-			sw := make([]float32, qnr)
-			bias := make([]float32, qnr)
-			for _, s := range [][]float32{sa, sw, bias} {
+			for _, s := range [][]float32{sa[:r], sw, bias} {
 				for i := range s {
 					s[i] = float32(next(1000)) / 997
 				}
 			}
-			ldc := qnr + 3
+			got := fbuf[maxRows+2*qnr:][:r*ldc]
+			want := fbuf[maxRows+2*qnr+maxRows*ldc:][:r*ldc]
 			for accum := range 2 {
 				for _, bp := range []*float32{nil, &bias[0]} {
-					got := make([]float32, r*ldc)
 					for i := range got {
 						got[i] = float32(next(100))
 					}
-					want := append([]float32(nil), got...)
+					copy(want, got)
 					fn(r, kp, &a[0], lda, &b[0], &got[0], ldc, &sa[0], &sw[0], bp, accum)
 					qgemmGo(r, kp, &a[0], lda, &b[0], &want[0], ldc, &sa[0], &sw[0], bp, accum)
 					for i := range got {
