@@ -111,7 +111,9 @@ func qgemmAsm(r, kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, s
 	qgemmAVX2(r, kp, a, lda, b, c, ldc, sa, sw, bias, accum)
 }
 
-// qgemmVNNI runs the VPDPWSSD microkernel of r rows.
+// qgemmVNNI runs the VPDPWSSD microkernel of r rows. (A switch like
+// qgemmAVX2's, not a table of func values: direct calls keep the
+// kernels' go:noescape, so tiles on the caller's stack stay there.)
 func qgemmVNNI(r, kp int, a *int16, lda int, b *int16, c *float32, ldc int, sa, sw, bias *float32, accum int) {
 	switch r {
 	case 6:
