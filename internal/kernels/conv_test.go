@@ -70,7 +70,14 @@ func TestConv(t *testing.T) {
 		{1, 33, 18, 18, 200, 3, 1, 1}, // channel blocks split across workers
 		{1, 40, 28, 28, 50, 1, 1, 0},  // shared packing: 4 pixel blocks of 196
 		{1, 40, 23, 23, 50, 1, 1, 0},  // shared packing, a partial last panel
+		// One pixel block that each worker packs for itself (own).
+		{1, 700, 14, 14, 40, 1, 1, 0}, // three K blocks, 196 pixels
+		{3, 300, 7, 7, 31, 1, 1, 0},   // 147 pixels of three images, odd rows
+		{1, 64, 13, 13, 30, 3, 2, 1},  // strided 3×3: 49 pixels, gathers
 	}
+	// At least two workers, so that the shared and own packings are
+	// taken on any machine.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0))))
 	r := rand.New(rand.NewPCG(4, 5))
 	withKernels(t, func(t *testing.T) {
 		for _, c := range cases {
@@ -228,7 +235,13 @@ func TestWinograd(t *testing.T) {
 		{batch: 1, in: 40, h: 56, w: 56, out: 13},  // many panels
 		{batch: 4, in: 300, h: 14, w: 14, out: 70}, // several tile chunks
 		{batch: 1, in: 33, h: 18, w: 18, out: 200}, // output blocks split across workers
+		// One panel: the input transform split into channel parts
+		// that cross K blocks (175 channels each, blocks of 234).
+		{batch: 1, in: 700, h: 7, w: 7, out: 24},
+		{batch: 1, in: 130, h: 14, w: 14, out: 20}, // F(4×4), four parts
 	}
+	// At least two workers, so that work is split on any machine.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0))))
 	r := rand.New(rand.NewPCG(8, 9))
 	for _, c := range cases {
 		c.x = randSlice(r, c.batch*c.in*c.h*c.w)
