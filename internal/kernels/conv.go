@@ -374,20 +374,44 @@ func (t *convTask) offsets(s *convScratch, g0, g1 int) {
 	if need := c.K * c.K * nPan; cap(s.run) < need {
 		s.run = make([]int, need)
 	}
-	for tap := range c.K * c.K {
-		ky, kx := tap/c.K, tap%c.K
-		tab := s.idx[tap*ncLen:][:ncLen]
-		for i := range tab {
-			g := g0 + i
-			b, p := g/n, g%n
-			iy := p/t.ow*c.Stride - c.Pad + ky
-			ix := p%t.ow*c.Stride - c.Pad + kx
-			if iy < 0 || iy >= t.h || ix < 0 || ix >= t.w {
-				tab[i] = -1
+	// Tap by tap, output row by output row: an arithmetic progression
+	// with -1 past the edges. (Computing each entry's image, row and
+	// column by divisions took a third of RN50's first convolution, 3×3
+	// of stride 2 on 224² images: now 1.30–1.54× faster, one thread or
+	// two, medians of 31 alternated runs.)
+	k, stride, pad, h, w, oh, ow := c.K, c.Stride, c.Pad, t.h, t.w, t.oh, t.ow
+	idx := s.idx[:k*k*ncLen]
+	b0, oy0, ox0 := g0/n, g0%n/ow, g0%n%ow
+	for tap := range k * k {
+		ky, kx := tap/k, tap%k
+		tab := idx[tap*ncLen:][:ncLen]
+		b, oy, ox := b0, oy0, ox0
+		for i := 0; i < ncLen; {
+			seg := tab[i:min(ncLen, i+ow-ox)]
+			if iy := oy*stride - pad + ky; uint(iy) >= uint(h) {
+				for j := range seg {
+					seg[j] = -1
+				}
 			} else {
-				tab[i] = b*chw + iy*t.w + ix
+				row, ix := b*chw+iy*w, ox*stride-pad+kx
+				for j := range seg {
+					seg[j] = -1
+					if uint(ix) < uint(w) {
+						seg[j] = row + ix
+					}
+					ix += stride
+				}
+			}
+			i += len(seg)
+			if ox = 0; oy+1 == oh {
+				oy, b = 0, b+1
+			} else {
+				oy++
 			}
 		}
+	}
+	for tap := range c.K * c.K {
+		tab := idx[tap*ncLen:][:ncLen]
 		run := s.run[tap*nPan:][:nPan]
 		for jp := range run {
 			seg := tab[jp*nr : min(ncLen, (jp+1)*nr)]

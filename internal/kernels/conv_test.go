@@ -74,6 +74,7 @@ func TestConv(t *testing.T) {
 		{1, 700, 14, 14, 40, 1, 1, 0}, // three K blocks, 196 pixels
 		{3, 300, 7, 7, 31, 1, 1, 0},   // 147 pixels of three images, odd rows
 		{1, 64, 13, 13, 30, 3, 2, 1},  // strided 3×3: 49 pixels, gathers
+		{3, 4, 23, 21, 5, 3, 2, 1},    // strided 3×3: pixel blocks that start mid-row and mid-image
 	}
 	// At least two workers, so that the shared and own packings are
 	// taken on any machine.
