@@ -16,6 +16,9 @@ func TestConvInt8(t *testing.T) {
 	shapes := []struct{ batch, hw, in, out int }{
 		{1, 1, 1, 1}, {1, 49, 64, 20}, {2, 49, 33, 7}, {3, 7, 300, 13}, {1, 196, 1025, 40}, {2, 16, 2, 6}, {1, 17, 48, 150},
 	}
+	// At least two workers, so that the larger shapes are split on any
+	// machine.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0))))
 	first := map[any][]float32{}
 	withKernels(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(3, 4))
