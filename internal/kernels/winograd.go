@@ -456,11 +456,11 @@ func (t *winoTask) RunRange(lo, hi int) {
 				return
 			}
 			jp, part := i/t.parts, i%t.parts
-			lo, hi := t.c.In*part/t.parts, t.c.In*(part+1)/t.parts
+			c0, c1 := t.c.In*part/t.parts, t.c.In*(part+1)/t.parts
 			if vec {
-				t.inputPanelAVX2(s, jp, lo, hi)
+				t.inputPanelAVX2(s, jp, c0, c1)
 			} else {
-				t.inputPanel(jp, lo, hi)
+				t.inputPanel(jp, c0, c1)
 			}
 		}
 	}
