@@ -139,16 +139,12 @@ func (c *Conv) forwardInt8(y, x []float32, batch, hw int, bias []float32, epi Co
 // run does n tasks of the current phase on up to workers threads, each
 // taking the next task until none is left. (Splitting them into one
 // fixed share per thread left one thread waiting whenever the other vCPU
-// ran slower: RN50's int8 image tower at batch 1 on two threads is 5–15%
+// ran slower: RN50's int8 image tower at batch 1 on two threads is 4–15%
 // faster so, medians of 24 alternated pairs of passes in three processes.)
 func (t *convQTask) run(workers, n int) {
 	t.tasks = n
 	t.next.Store(0)
-	if workers == 1 {
-		t.RunRange(0, n)
-	} else {
-		parallelTask(min(workers, n), t)
-	}
+	parallelTask(min(workers, n), t) // inline with one worker
 }
 
 // RunRange is a worker: while packing, it quantises and packs the next
