@@ -729,3 +729,120 @@ gloop:
 gdone:
 	VZEROUPPER
 	RET
+
+// func addRows4AVX2(y, x *float32, ld int, a *float32, n int)
+// y[i] += a[0]·x[i] + a[1]·x[ld+i] + a[2]·x[2ld+i] + a[3]·x[3ld+i] for the
+// first n&^7 elements, one fused multiply-add per row in that order.
+TEXT ·addRows4AVX2(SB), NOSPLIT, $0-40
+	MOVQ         y+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         ld+16(FP), R8
+	MOVQ         a+24(FP), AX
+	MOVQ         n+32(FP), CX
+	SHLQ         $2, R8
+	LEAQ         (SI)(R8*1), R9
+	LEAQ         (R9)(R8*1), R10
+	LEAQ         (R10)(R8*1), R11
+	VBROADCASTSS (AX), Y12
+	VBROADCASTSS 4(AX), Y13
+	VBROADCASTSS 8(AX), Y14
+	VBROADCASTSS 12(AX), Y15
+
+r4loop32:
+	CMPQ        CX, $32
+	JLT         r4loop8
+	VMOVUPS     (DI), Y0
+	VMOVUPS     32(DI), Y1
+	VMOVUPS     64(DI), Y2
+	VMOVUPS     96(DI), Y3
+	VFMADD231PS (SI), Y12, Y0
+	VFMADD231PS 32(SI), Y12, Y1
+	VFMADD231PS 64(SI), Y12, Y2
+	VFMADD231PS 96(SI), Y12, Y3
+	VFMADD231PS (R9), Y13, Y0
+	VFMADD231PS 32(R9), Y13, Y1
+	VFMADD231PS 64(R9), Y13, Y2
+	VFMADD231PS 96(R9), Y13, Y3
+	VFMADD231PS (R10), Y14, Y0
+	VFMADD231PS 32(R10), Y14, Y1
+	VFMADD231PS 64(R10), Y14, Y2
+	VFMADD231PS 96(R10), Y14, Y3
+	VFMADD231PS (R11), Y15, Y0
+	VFMADD231PS 32(R11), Y15, Y1
+	VFMADD231PS 64(R11), Y15, Y2
+	VFMADD231PS 96(R11), Y15, Y3
+	VMOVUPS     Y0, (DI)
+	VMOVUPS     Y1, 32(DI)
+	VMOVUPS     Y2, 64(DI)
+	VMOVUPS     Y3, 96(DI)
+	ADDQ        $128, DI
+	ADDQ        $128, SI
+	ADDQ        $128, R9
+	ADDQ        $128, R10
+	ADDQ        $128, R11
+	SUBQ        $32, CX
+	JMP         r4loop32
+
+r4loop8:
+	CMPQ        CX, $8
+	JLT         r4done
+	VMOVUPS     (DI), Y0
+	VFMADD231PS (SI), Y12, Y0
+	VFMADD231PS (R9), Y13, Y0
+	VFMADD231PS (R10), Y14, Y0
+	VFMADD231PS (R11), Y15, Y0
+	VMOVUPS     Y0, (DI)
+	ADDQ        $32, DI
+	ADDQ        $32, SI
+	ADDQ        $32, R9
+	ADDQ        $32, R10
+	ADDQ        $32, R11
+	SUBQ        $8, CX
+	JMP         r4loop8
+
+r4done:
+	VZEROUPPER
+	RET
+
+// func addRow1AVX2(y, x *float32, a float32, n int)
+// y[i] += a·x[i] for the first n&^7 elements.
+TEXT ·addRow1AVX2(SB), NOSPLIT, $0-32
+	MOVQ         y+0(FP), DI
+	MOVQ         x+8(FP), SI
+	VBROADCASTSS a+16(FP), Y12
+	MOVQ         n+24(FP), CX
+
+r1loop32:
+	CMPQ        CX, $32
+	JLT         r1loop8
+	VMOVUPS     (DI), Y0
+	VMOVUPS     32(DI), Y1
+	VMOVUPS     64(DI), Y2
+	VMOVUPS     96(DI), Y3
+	VFMADD231PS (SI), Y12, Y0
+	VFMADD231PS 32(SI), Y12, Y1
+	VFMADD231PS 64(SI), Y12, Y2
+	VFMADD231PS 96(SI), Y12, Y3
+	VMOVUPS     Y0, (DI)
+	VMOVUPS     Y1, 32(DI)
+	VMOVUPS     Y2, 64(DI)
+	VMOVUPS     Y3, 96(DI)
+	ADDQ        $128, DI
+	ADDQ        $128, SI
+	SUBQ        $32, CX
+	JMP         r1loop32
+
+r1loop8:
+	CMPQ        CX, $8
+	JLT         r1done
+	VMOVUPS     (DI), Y0
+	VFMADD231PS (SI), Y12, Y0
+	VMOVUPS     Y0, (DI)
+	ADDQ        $32, DI
+	ADDQ        $32, SI
+	SUBQ        $8, CX
+	JMP         r1loop8
+
+r1done:
+	VZEROUPPER
+	RET
