@@ -174,11 +174,11 @@ type AttentionPool struct {
 }
 
 // poolWeights are the key and value weights as Forward reads them, made
-// from the packed weights kp and vp (unpacked where the layer keeps only
-// those).
+// from the packed weights kp and vp: per head h, Wk_hᵀ [dim, head dim] and
+// Wv_h [head dim, dim], each packed for kernels.LinearPacked.
 type poolWeights struct {
 	kp, vp *kernels.PackedB
-	wk, wv []float32 // K's and V's weights, [out, in]
+	k, v   []*kernels.PackedB
 }
 
 // weights returns the key and value weights for Forward, made once per
@@ -187,13 +187,34 @@ func (ap *AttentionPool) weights() *poolWeights {
 	if w := ap.kv.Load(); w != nil && w.kp == ap.K.packed && w.vp == ap.V.packed {
 		return w
 	}
-	w := &poolWeights{kp: ap.K.packed, vp: ap.V.packed, wk: ap.K.W, wv: ap.V.W}
-	if w.wk == nil {
-		w.wk = ap.K.packed.Unpack()
+	d, heads := ap.Dim, ap.Heads
+	hd := d / heads
+	wk, wv := ap.K.W, ap.V.W
+	if wk == nil {
+		wk = ap.K.packed.Unpack()
 	}
-	if w.wv == nil {
-		w.wv = ap.V.packed.Unpack()
+	if wv == nil {
+		wv = ap.V.packed.Unpack()
 	}
+	w := &poolWeights{kp: ap.K.packed, vp: ap.V.packed, k: make([]*kernels.PackedB, heads), v: make([]*kernels.PackedB, heads)}
+	kernels.Parallel(heads, func(lo, hi int) {
+		t := make([]float32, d*hd)
+		for h := lo; h < hi; h++ {
+			src := wk[h*hd*d : (h+1)*hd*d]
+			// Transposed in 64-column tiles, whose reads and writes stay
+			// in L1.
+			for i0 := 0; i0 < d; i0 += 64 {
+				i1 := min(d, i0+64)
+				for c := range hd {
+					for i, v := range src[c*d+i0 : c*d+i1] {
+						t[(i0+i)*hd+c] = v
+					}
+				}
+			}
+			w.k[h] = kernels.PackLinear(t, d, hd)
+			w.v[h] = kernels.PackLinear(wv[h*hd*d:(h+1)*hd*d], hd, d)
+		}
+	})
 	ap.kv.Store(w)
 	return w
 }
@@ -205,110 +226,121 @@ func (ap *AttentionPool) weights() *poolWeights {
 // query and t_j the tokens, q·(Wk_h t_j + bk_h) = (Wk_hᵀ q)·t_j + q·bk_h,
 // whose last term is the same for every j and cancels in the softmax; and
 // Σ_j p_j (Wv_h t_j + bv_h) = Wv_h (Σ_j p_j t_j) + bv_h as Σ_j p_j = 1.
-// That is about 30 MFLOP per image for RN50 instead of 840, but the
-// weights' 59 MB are read for each image at batch 1: both Wk_hᵀ q and
-// Σ_j p_j t_j are sums of rows (kernels.AddRows), which read Wk and the
-// tokens once in memory order, and the (image, head) tasks go head by head
-// so that a batch's images share the head's weights in cache: on two
-// threads the pool ran 1.35–1.7× faster at batch 1 and 2.1–2.4× at batch
-// 32 than with dot products over a transposed copy of Wk and image-major
-// tasks.
+// That is about 30 MFLOP per image for RN50 instead of 840, as three
+// rounds of matrix products: per head, the batch's queries times Wk_h
+// (each head's weights read once per batch); per image, all heads' scores
+// against the tokens, their softmax, and the weighted token sums (the
+// tokens read once per image); per head, the sums times Wv_hᵀ. Each row
+// of each product depends on its own image only, so an image's features
+// are the same bits alone as in any batch.
 func (ap *AttentionPool) Forward(ar *Arena, out, x []float32, batch, hw int, trace Tracer) {
-	d, seq := ap.Dim, hw+1
+	d, seq, heads := ap.Dim, hw+1, ap.Heads
+	hd := d / heads
 	tok := ar.Get(batch * seq * d) // [batch, seq, d]
 	for b := range batch {
-		tb := tok[b*seq*d:]
-		xb := x[b*d*hw:]
-		for c := range d {
-			var s float32
-			plane := xb[c*hw : (c+1)*hw]
-			for i, v := range plane {
-				tb[(i+1)*d+c] = v
-				s += v
-			}
-			tb[c] = s / float32(hw)
-		}
-		addTo(tb[:seq*d], ap.Pos[:seq*d])
+		poolTokens(tok[b*seq*d:(b+1)*seq*d], x[b*d*hw:(b+1)*d*hw], ap.Pos, d, hw)
 	}
-	if trace != nil {
-		q0 := make([]float32, batch*d)
-		for b := range batch {
-			copy(q0[b*d:(b+1)*d], tok[b*seq*d:])
-		}
-		trace("visual/attnpool_query", q0, []int{batch, d})
-	}
-	q := ar.Get(batch * d)
-	first := ar.Get(batch * d)
+	first := ar.Get(batch * d) // the mean tokens, the queries' inputs
 	for b := range batch {
 		copy(first[b*d:(b+1)*d], tok[b*seq*d:])
 	}
+	if trace != nil {
+		trace("visual/attnpool_query", first, []int{batch, d})
+	}
+	q := ar.Get(batch * d)
 	ap.Q.Forward(q, first, batch)
-	wt := ap.weights()
-	ctx := ar.Get(batch * d)
-	hd := d / ap.Heads
+	// qs [heads, batch, hd]: each head's scaled queries.
+	qs := ar.Get(heads * batch * hd)
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	per := 2*d + seq + hd
-	scratch := ar.Get(batch * ap.Heads * per)
-	runPooled[poolTask](&poolTaskPool, batch*ap.Heads, poolTask{scratch: scratch, q: q, tok: tok, ctx: ctx,
-		wt: wt, bv: ap.V.B, d: d, hd: hd, seq: seq, per: per, scale: scale, batch: batch})
+	for b := range batch {
+		for h := range heads {
+			dst := qs[(h*batch+b)*hd : (h*batch+b+1)*hd]
+			for c, v := range q[b*d+h*hd : b*d+(h+1)*hd] {
+				dst[c] = v * scale
+			}
+		}
+	}
+	t := poolTask{wt: ap.weights(), tok: tok, qs: qs, bv: ap.V.B,
+		qk:     ar.Get(heads * batch * d),   // [heads, batch, d]: Wk_hᵀ q per image
+		scores: ar.Get(batch * heads * seq), // [batch, heads, seq]
+		sums:   ar.Get(heads * batch * d),   // [heads, batch, d]: Σ_j p_j t_j
+		ctxH:   ar.Get(heads * batch * hd),  // [heads, batch, hd]
+		batch:  batch, seq: seq, d: d, hd: hd, heads: heads}
+	for t.phase = range 3 {
+		n := heads
+		if t.phase == 1 {
+			n = batch
+		}
+		runPooled[poolTask](&poolTaskPool, n, t)
+	}
+	ctx := ar.Get(batch * d)
+	for h := range heads {
+		for b := range batch {
+			copy(ctx[b*d+h*hd:b*d+(h+1)*hd], t.ctxH[(h*batch+b)*hd:])
+		}
+	}
 	if trace != nil {
 		trace("visual/pooled", ctx, []int{batch, d})
 	}
 	ap.C.Forward(out, ctx, batch)
 }
 
-// poolTask is AttentionPool.Forward's per-(image, head) loop (a pooled
-// task, not a closure: see tasks.go).
+// poolTokens sets tok [hw+1, d] to the tokens of one image's map x [d, hw]
+// plus the positional embedding pos [hw+1, d]: the channels' mean, then
+// each position's channels. Channels go 64 at a time, position by
+// position, so that the writes are sequential and the 64 rows read stay
+// in L1 (channel by channel, the writes d floats apart alias in the L1
+// cache: that took 2.2–2.4× as long).
+func poolTokens(tok, x, pos []float32, d, hw int) {
+	var sum [64]float32
+	for c0 := 0; c0 < d; c0 += len(sum) {
+		c1 := min(d, c0+len(sum))
+		s := sum[:c1-c0]
+		clear(s)
+		for i := range hw {
+			dst := tok[(i+1)*d+c0 : (i+1)*d+c1]
+			p := pos[(i+1)*d+c0 : (i+1)*d+c1]
+			for c := range dst {
+				v := x[(c0+c)*hw+i]
+				dst[c] = v + p[c]
+				s[c] += v
+			}
+		}
+		for c, v := range s {
+			tok[c0+c] = v/float32(hw) + pos[c0+c]
+		}
+	}
+}
+
+// poolTask is one round of AttentionPool.Forward's products (a pooled
+// task, not a closure: see tasks.go): phase 0 and 2 run per head, phase 1
+// per image.
 type poolTask struct {
-	scratch, q, tok, ctx []float32
-	wt                   *poolWeights
-	bv                   []float32
-	d, hd, seq, per      int
-	batch                int // tasks run head-major: t = h·batch + b
-	scale                float32
+	wt                                  *poolWeights
+	tok, qs, bv, qk, scores, sums, ctxH []float32
+	batch, seq, d, hd, heads, phase     int
 }
 
 var poolTaskPool = sync.Pool{New: func() any { return new(poolTask) }}
 
 func (pt *poolTask) RunRange(lo, hi int) {
-	d, hd, seq, per, scale := pt.d, pt.hd, pt.seq, pt.per, pt.scale
-	wt, bv := pt.wt, pt.bv
-	for t := lo; t < hi; t++ {
-		buf := pt.scratch[t*per : (t+1)*per]
-		qk, pooled := buf[:d], buf[d:2*d]
-		sc, qs := buf[2*d:2*d+seq], buf[2*d+seq:]
-		h, b := t/pt.batch, t%pt.batch
-		qh := pt.q[b*d+h*hd : b*d+h*hd+hd]
-		for c := range qs {
-			qs[c] = qh[c] * scale
-		}
-		// qk = Wk_hᵀ q (scaled): the query seen in token space.
-		clear(qk)
-		kernels.AddRows(qk, wt.wk[h*hd*d:(h+1)*hd*d], d, qs)
-		tb := pt.tok[b*seq*d:]
-		mx := float32(math.Inf(-1))
-		for j := range sc {
-			s := kernels.Dot(qk, tb[j*d:])
-			sc[j] = s
-			mx = max(mx, s)
-		}
-		var sum float32
-		for j := range sc {
-			sc[j] = float32(math.Exp(float64(sc[j] - mx)))
-			sum += sc[j]
-		}
-		for j := range sc {
-			sc[j] /= sum
-		}
-		// pooled = Σ_j p_j t_j, then ctx_h = Wv_h pooled + bv_h.
-		clear(pooled)
-		kernels.AddRows(pooled, tb[:seq*d], d, sc)
-		o := pt.ctx[b*d+h*hd : b*d+h*hd+hd]
-		for c := range o {
-			o[c] = kernels.Dot(pooled, wt.wv[(h*hd+c)*d:])
-			if bv != nil {
-				o[c] += bv[h*hd+c]
+	n, seq, d, hd, heads := pt.batch, pt.seq, pt.d, pt.hd, pt.heads
+	for i := lo; i < hi; i++ {
+		switch pt.phase {
+		case 0: // head i: qk_h = qs_h · Wk_h, i.e. Wk_hᵀ q per image
+			kernels.LinearPacked(pt.qk[i*n*d:(i+1)*n*d], pt.qs[i*n*hd:(i+1)*n*hd], pt.wt.k[i], nil, n, kernels.EpiNone)
+		case 1: // image i: every head's scores, softmax, Σ_j p_j t_j
+			tb := pt.tok[i*seq*d : (i+1)*seq*d]
+			sc := pt.scores[i*heads*seq : (i+1)*heads*seq]
+			kernels.Sgemm(false, true, heads, seq, d, 1, pt.qk[i*d:], n*d, tb, d, 0, sc, seq)
+			kernels.SoftmaxRows(sc, heads, seq)
+			kernels.Sgemm(false, false, heads, d, seq, 1, sc, seq, tb, d, 0, pt.sums[i*d:], n*d)
+		case 2: // head i: ctx_h = sums_h · Wv_hᵀ + bv_h
+			var bias []float32
+			if pt.bv != nil {
+				bias = pt.bv[i*hd : (i+1)*hd]
 			}
+			kernels.LinearPacked(pt.ctxH[i*n*hd:(i+1)*n*hd], pt.sums[i*n*d:(i+1)*n*d], pt.wt.v[i], bias, n, kernels.EpiNone)
 		}
 	}
 }
