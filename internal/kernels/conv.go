@@ -323,6 +323,7 @@ func (t *convTask) block(s *convScratch, pre []float32, m0, m1, g0, g1 int) {
 	}
 	n := t.oh * t.ow // ldc of an image's output
 	residual := t.epi == ConvResidualReLU
+	fn := kern.streamA()
 	for pc := 0; pc < kk; pc += kc {
 		kcLen := min(kc, kk-pc)
 		var bp []float32
@@ -346,10 +347,10 @@ func (t *convTask) block(s *convScratch, pre []float32, m0, m1, g0, g1 int) {
 				b, p := gf/n, gf%n
 				off := (b*c.Out+ir)*n + p
 				if mrLen == mr && nrLen == nr && p+nr <= n {
-					kern.fn(kcLen, ap, &bp[jp*kcLen*nr], &t.y[off], n, accum)
+					fn(kcLen, ap, &bp[jp*kcLen*nr], &t.y[off], n, accum)
 					continue
 				}
-				kern.fn(kcLen, ap, &bp[jp*kcLen*nr], &s.tmp[0], nr, 0)
+				fn(kcLen, ap, &bp[jp*kcLen*nr], &s.tmp[0], nr, 0)
 				scatterTile(t.y, s.tmp, nr, mrLen, nrLen, c.Out, n, ir, gf, accum != 0)
 			}
 		}

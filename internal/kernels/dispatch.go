@@ -28,11 +28,26 @@ type microKernel struct {
 	// of the tile before storing it: LinearPacked fuses a layer's bias
 	// into its first K block with it.
 	fnBias biasKernel
-	simd   simdLevel
+	// fnStreamA, where not nil, is fn for products whose A operand is
+	// the one streamed from memory, each A micro-panel meeting few B
+	// micro-panels (the convolutions: weights as A, pixels or Winograd
+	// tiles as B): it prefetches A a micro-panel ahead instead of the
+	// next B micro-panel. Only a full-height kernel has one.
+	fnStreamA func(k int, a, b, c *float32, ldc int, accum int)
+	simd      simdLevel
 	// rows are variants of this kernel with fewer rows (same nr, kc and
 	// packed-B layout), for products whose row count is not a multiple
 	// of mr; see forRows.
 	rows []*microKernel
+}
+
+// streamA returns the kernel function for a product whose A operand
+// streams from memory: fnStreamA where k has one, else fn.
+func (k *microKernel) streamA() func(k int, a, b, c *float32, ldc int, accum int) {
+	if k.fnStreamA != nil {
+		return k.fnStreamA
+	}
+	return k.fn
 }
 
 // biasKernel is a microkernel that adds a bias; see microKernel.fnBias.

@@ -44,6 +44,12 @@ func sgemmKernelAVX2R5B(k int, a, b, c *float32, ldc int, accum int, bias *float
 //go:noescape
 func sgemmKernelAVX2R6B(k int, a, b, c *float32, ldc int, accum int, bias *float32)
 
+// sgemmKernelAVX2R6A is sgemmKernelAVX2R6 prefetching A one micro-panel
+// ahead instead of the next B micro-panel (see microKernel.fnStreamA).
+//
+//go:noescape
+func sgemmKernelAVX2R6A(k int, a, b, c *float32, ldc int, accum int)
+
 //go:noescape
 func sgemmKernelAVX512(k int, a, b, c *float32, ldc int, accum int)
 
@@ -64,6 +70,7 @@ func archKernels() []*microKernel {
 			v.fnBias = []biasKernel{sgemmKernelAVX2R1B, sgemmKernelAVX2R2B, sgemmKernelAVX2R3B, sgemmKernelAVX2R4B, sgemmKernelAVX2R5B}[r]
 			k.rows = append(k.rows, &v)
 		}
+		k.fnStreamA = sgemmKernelAVX2R6A
 		ks = append(ks, k)
 	}
 	return ks

@@ -7,8 +7,8 @@ import (
 	"testing"
 )
 
-// TestRowVariants checks every microkernel and each of its row-count
-// variants against the naive tile product, for several depths, both
+// TestRowVariants checks every microkernel, each of its row-count
+// variants and its A-streaming form against the naive tile product, for several depths, both
 // accumulate modes and a row stride wider than the tile.
 func TestRowVariants(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
@@ -24,6 +24,11 @@ func TestRowVariants(t *testing.T) {
 						c0 := append([]float32(nil), c...)
 						k.fn(depth, &a[0], &b[0], &c[0], ldc, accum)
 						checkTile(t, k, depth, accum, a, b, nil, c0, c, ldc)
+						if k.fnStreamA != nil {
+							copy(c, c0)
+							k.fnStreamA(depth, &a[0], &b[0], &c[0], ldc, accum)
+							checkTile(t, k, depth, accum, a, b, nil, c0, c, ldc)
+						}
 					})
 				}
 			}

@@ -64,6 +64,13 @@ func checkKernel(k *microKernel) error {
 		}, false); err != nil {
 			return err
 		}
+		if v.fnStreamA != nil {
+			if err := checkKernelTile(v.name+" (A-streaming)", v.mr, v.nr, func(depth int, a, b, c *float32, ldc, accum int, bias *float32) {
+				v.fnStreamA(depth, a, b, c, ldc, accum)
+			}, false); err != nil {
+				return err
+			}
+		}
 		if v.fnBias != nil {
 			if err := checkKernelTile(v.name+" (bias)", v.mr, v.nr, func(depth int, a, b, c *float32, ldc, accum int, bias *float32) {
 				v.fnBias(depth, a, b, c, ldc, accum, bias)

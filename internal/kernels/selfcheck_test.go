@@ -9,7 +9,8 @@ import (
 // TestCheckKernel checks the start-up check of the microkernels: every
 // kernel offered here and the portable tile product pass it; kernels that
 // are wrong in the ways an assembly kernel can be (a lane, the
-// accumulate form, the bias, a store past the tile) fail it, named.
+// accumulate form, the bias, a store past the tile, a row variant, the
+// A-streaming form) fail it, named.
 func TestCheckKernel(t *testing.T) {
 	for _, k := range available {
 		if err := checkKernel(k); err != nil {
@@ -37,7 +38,8 @@ func TestCheckKernel(t *testing.T) {
 		"bias": {mr: 3, nr: 8, fn: tile(3, 8), fnBias: func(k int, a, b, c *float32, ldc int, accum int, bias *float32) {
 			tileGo(3, 8, k, a, b, c, ldc, accum, nil)
 		}},
-		"row variant": {mr: 6, nr: 16, fn: tile(6, 16), rows: []*microKernel{{name: "broken-r2", mr: 2, nr: 16, fn: tile(2, 8)}}},
+		"row variant":      {mr: 6, nr: 16, fn: tile(6, 16), rows: []*microKernel{{name: "broken-r2", mr: 2, nr: 16, fn: tile(2, 8)}}},
+		"A-streaming form": {mr: 6, nr: 16, fn: tile(6, 16), fnStreamA: tile(5, 16)},
 	}
 	for what, k := range broken {
 		if k.name == "" {

@@ -564,6 +564,7 @@ func (t *winoTask) product(s *winoScratch, p0, p1, r0, r1 int) {
 	m := s.m[:t.a.n*mStride]
 	vStride := t.vStride
 	uStride := rows * in
+	fn := kern.streamA()
 	for xi := range t.a.n {
 		mx := m[xi*mStride:]
 		for pc := 0; pc < in; pc += kc {
@@ -577,7 +578,7 @@ func (t *winoTask) product(s *winoScratch, p0, p1, r0, r1 int) {
 			for ir := r0; ir < r1; ir += mr {
 				ap := &ublk[(ir/mr)*kcLen*mr]
 				for jp := p0; jp < p1; jp++ {
-					kern.fn(kcLen, ap, &vblk[jp*kcLen*nr], &mx[(ir-r0)*cols+(jp-p0)*nr], cols, accum)
+					fn(kcLen, ap, &vblk[jp*kcLen*nr], &mx[(ir-r0)*cols+(jp-p0)*nr], cols, accum)
 				}
 			}
 		}
