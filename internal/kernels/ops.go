@@ -320,33 +320,6 @@ func Axpy(y, x []float32, a float32) {
 	}
 }
 
-// AddRows sets y[i] += Σ_r a[r]·x[r·ld+i] for i < len(y) and r < len(a):
-// y plus the rows of x (row stride ld) weighted by a, the product aᵀ·X
-// read row by row, so that X streams through once in memory order. Each
-// element takes the rows in order, one multiply-add each.
-//
-// It panics if x is too short for len(a) rows.
-func AddRows(y, x []float32, ld int, a []float32) {
-	if len(a) == 0 || len(y) == 0 {
-		return
-	}
-	if ld < 0 || len(x) < (len(a)-1)*ld+len(y) {
-		panic(fmt.Sprintf("kernels.AddRows: x has %d elements, need %d for %d rows of %d with stride %d",
-			len(x), (len(a)-1)*ld+len(y), len(a), len(y), ld))
-	}
-	addRows(y, x, ld, a)
-}
-
-// addRowsGo is the portable AddRows.
-func addRowsGo(y, x []float32, ld int, a []float32) {
-	for r, ar := range a {
-		row := x[r*ld:][:len(y)]
-		for i, v := range row {
-			y[i] += ar * v
-		}
-	}
-}
-
 // Scale sets x[i] *= s.
 func Scale(x []float32, s float32) {
 	runOp(len(x), len(x), opTask{op: opScale, x: x, s: s})

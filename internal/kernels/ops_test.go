@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"strings"
 	"testing"
 )
 
@@ -171,50 +170,6 @@ func TestAddScale(t *testing.T) {
 			}
 		}
 	}
-}
-
-// TestAddRows checks AddRows on every kernel (row counts around the
-// four-row groups, lengths around the 8- and 32-wide loops, strides longer
-// than the rows) against float64 sums, that it leaves y's tail and x's
-// padding alone, and that a short x panics.
-func TestAddRows(t *testing.T) {
-	withKernels(t, func(t *testing.T) {
-		r := rand.New(rand.NewPCG(17, 18))
-		for _, rows := range []int{0, 1, 3, 4, 5, 8, 9, 50, 64} {
-			for _, n := range []int{0, 1, 7, 8, 9, 31, 32, 33, 71, 2048} {
-				ld := n + r.IntN(5)
-				x := randSlice(r, max(0, (rows-1)*ld+n))
-				a := randSlice(r, rows)
-				y := randSlice(r, n+2)
-				want := make([]float64, n)
-				mag := make([]float64, n)
-				for i := range n {
-					want[i], mag[i] = float64(y[i]), math.Abs(float64(y[i]))
-					for k := range rows {
-						p := float64(a[k]) * float64(x[k*ld+i])
-						want[i] += p
-						mag[i] += math.Abs(p)
-					}
-				}
-				tail := [2]float32{y[n], y[n+1]}
-				AddRows(y[:n], x, ld, a)
-				for i := range n {
-					if math.Abs(float64(y[i])-want[i]) > 1e-6*float64(rows+1)*mag[i] {
-						t.Fatalf("rows=%d n=%d ld=%d: y[%d] = %g, want %g", rows, n, ld, i, y[i], want[i])
-					}
-				}
-				if y[n] != tail[0] || y[n+1] != tail[1] {
-					t.Fatalf("rows=%d n=%d: wrote past y", rows, n)
-				}
-			}
-		}
-		defer func() {
-			if e := recover(); e == nil || !strings.Contains(fmt.Sprint(e), "AddRows") {
-				t.Fatalf("short x: recovered %v, want a panic naming AddRows", e)
-			}
-		}()
-		AddRows(make([]float32, 8), make([]float32, 15), 8, make([]float32, 2))
-	})
 }
 
 func TestDot(t *testing.T) {

@@ -33,30 +33,6 @@ func Dot(a, b []float32) float32 {
 }
 
 //go:noescape
-func addRows4AVX2(y, x *float32, ld int, a *float32, n int)
-
-//go:noescape
-func addRow1AVX2(y, x *float32, a float32, n int)
-
-// addRows is AddRows on checked arguments: four rows at a time.
-func addRows(y, x []float32, ld int, a []float32) {
-	n := 0
-	if useAVX2() && len(y) >= 8 {
-		n = len(y) &^ 7
-		r := 0
-		for ; r+4 <= len(a); r += 4 {
-			addRows4AVX2(&y[0], &x[r*ld], ld, &a[r], n)
-		}
-		for ; r < len(a); r++ {
-			addRow1AVX2(&y[0], &x[r*ld], a[r], n)
-		}
-	}
-	if n < len(y) {
-		addRowsGo(y[n:], x[n:], ld, a)
-	}
-}
-
-//go:noescape
 func lnStatsAVX2(x *float32, n int) (sum, sumsq float64)
 
 //go:noescape

@@ -11,8 +11,6 @@ func gelu(x []float32, simd simdLevel) { geluGo(x) }
 // Dot returns Σ a[i]·b[i] over len(a) elements.
 func Dot(a, b []float32) float32 { return dotGo(a, b) }
 
-func addRows(y, x []float32, ld int, a []float32) { addRowsGo(y, x, ld, a) }
-
 func rowStats(x []float32) (sum, sumsq float64) { return rowStatsGo(x) }
 
 func lnApply(y, x, g, b []float32, mean, rstd float32) { lnApplyGo(y, x, g, b, mean, rstd) }
