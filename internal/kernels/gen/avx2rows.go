@@ -16,8 +16,8 @@
 // whole micro-panel (6 rows × kc=256 × 4 bytes) ahead, i.e. the data of
 // the next call, instead of the next B micro-panel (RN50's image tower
 // +4–5% at batch 1 and +3–8% at batch 32 on two threads, toggled pass by
-// pass in one process; its Winograd products at 14×14 and 7×7 with cold
-// weights 10–15% faster).
+// pass in one process; its 3×3 convolutions at 14×14 and 7×7 with cold
+// weights 13–15% faster).
 //
 //	go run gen/avx2rows.go > sgemm_rows_amd64.s
 package main
