@@ -16,8 +16,9 @@
 // environment variable GOCLIP_KERNEL (or SetKernel) forces one; the build
 // tag purego leaves only "go".
 //
-// For the weights of a model, PackLinear packs an nn.Linear weight once and
-// LinearPacked multiplies by it with a fused epilogue (bias, QuickGELU,
+// For the weights of a model, PackLinear packs an nn.Linear weight once (or
+// PackMatMul a k×n right-hand matrix) and LinearPacked multiplies by it
+// with a fused epilogue (bias, QuickGELU,
 // GELU, residual add). Linear packs its weight on every call, which costs
 // about as much as the product itself at batch 1. PackedB.ToBF16 holds a
 // packed weight as bfloat16; PackLinearInt8 (or PackedB.ToInt8) holds it

@@ -18,6 +18,26 @@ func PackLinearInto(buf, w []float32, n, k int) *PackedB {
 	if n <= 0 || k <= 0 || len(w) < n*k {
 		panic(fmt.Sprintf("kernels.PackLinearInto: weight of %d elements for %d×%d", len(w), n, k))
 	}
+	return packInto(buf, w, n, k, true)
+}
+
+// PackMatMul packs a k×n matrix b (row-major) for LinearPacked, which then
+// computes y = x·b (+ bias): the packed form of the nn.Linear weight bᵀ,
+// made without transposing b first. It panics if b is shorter than k·n.
+func PackMatMul(b []float32, k, n int) *PackedB {
+	if n <= 0 || k <= 0 || len(b) < n*k {
+		panic(fmt.Sprintf("kernels.PackMatMul: matrix of %d elements for %d×%d", len(b), k, n))
+	}
+	return packInto(make([]float32, PackedLen(n, k)), b, n, k, false)
+}
+
+// packInto packs w, an n×k nn.Linear weight (trans) or a k×n matrix, into
+// buf in LinearPacked's layout.
+func packInto(buf, w []float32, n, k int, trans bool) *PackedB {
+	ld := n
+	if trans {
+		ld = k
+	}
 	kern := current.Load()
 	nr := kern.nr
 	p := &PackedB{n: n, k: k, kern: kern, kc: kern.kc, npanel: (n + nr - 1) / nr}
@@ -32,7 +52,7 @@ func PackLinearInto(buf, w []float32, n, k int) *PackedB {
 			pc := blk * p.kc
 			kcLen := min(p.kc, k-pc)
 			dst := p.data[pc*p.npanel*nr+pan*kcLen*nr:]
-			packBPanels(dst, w, k, true, nr, pc, kcLen, pan*nr, min(nr, n-pan*nr))
+			packBPanels(dst, w, ld, trans, nr, pc, kcLen, pan*nr, min(nr, n-pan*nr))
 		}
 	})
 	return p

@@ -174,8 +174,9 @@ type AttentionPool struct {
 }
 
 // poolWeights are the key and value weights as Forward reads them, made
-// from the packed weights kp and vp: per head h, Wk_hᵀ [dim, head dim] and
-// Wv_h [head dim, dim], each packed for kernels.LinearPacked.
+// from the packed weights kp and vp: per head h, Wk_h [head dim, dim] as
+// the right-hand matrix of q_h·Wk_h (kernels.PackMatMul) and Wv_h as an
+// nn.Linear weight, each packed for kernels.LinearPacked.
 type poolWeights struct {
 	kp, vp *kernels.PackedB
 	k, v   []*kernels.PackedB
@@ -198,20 +199,8 @@ func (ap *AttentionPool) weights() *poolWeights {
 	}
 	w := &poolWeights{kp: ap.K.packed, vp: ap.V.packed, k: make([]*kernels.PackedB, heads), v: make([]*kernels.PackedB, heads)}
 	kernels.Parallel(heads, func(lo, hi int) {
-		t := make([]float32, d*hd)
 		for h := lo; h < hi; h++ {
-			src := wk[h*hd*d : (h+1)*hd*d]
-			// Transposed in 64-column tiles, whose reads and writes stay
-			// in L1.
-			for i0 := 0; i0 < d; i0 += 64 {
-				i1 := min(d, i0+64)
-				for c := range hd {
-					for i, v := range src[c*d+i0 : c*d+i1] {
-						t[(i0+i)*hd+c] = v
-					}
-				}
-			}
-			w.k[h] = kernels.PackLinear(t, d, hd)
+			w.k[h] = kernels.PackMatMul(wk[h*hd*d:(h+1)*hd*d], hd, d)
 			w.v[h] = kernels.PackLinear(wv[h*hd*d:(h+1)*hd*d], hd, d)
 		}
 	})
