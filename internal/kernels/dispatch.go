@@ -34,7 +34,15 @@ type microKernel struct {
 	// tiles as B): it prefetches A a micro-panel ahead instead of the
 	// next B micro-panel. Only a full-height kernel has one.
 	fnStreamA func(k int, a, b, c *float32, ldc int, accum int)
-	simd      simdLevel
+	// fnNext and fnNextBias, where not nil, are fn and fnBias that
+	// prefetch a quarter of a micro-panel (kc/4 cache lines) from the
+	// address next instead of the whole of the following B micro-panel:
+	// for weights pre-packed at load, which stream from memory, the row
+	// tiles that read one panel each fetch a different quarter of the
+	// next (see gemm.macro).
+	fnNext     nextKernel
+	fnNextBias nextBiasKernel
+	simd       simdLevel
 	// rows are variants of this kernel with fewer rows (same nr, kc and
 	// packed-B layout), for products whose row count is not a multiple
 	// of mr; see forRows.
@@ -52,6 +60,14 @@ func (k *microKernel) streamA() func(k int, a, b, c *float32, ldc int, accum int
 
 // biasKernel is a microkernel that adds a bias; see microKernel.fnBias.
 type biasKernel func(k int, a, b, c *float32, ldc int, accum int, bias *float32)
+
+// nextKernel and nextBiasKernel are microkernels told what to prefetch;
+// see microKernel.fnNext. The address may lie past the panels: a
+// prefetch does not fault.
+type (
+	nextKernel     func(k int, a, b, c *float32, ldc int, accum int, next uintptr)
+	nextBiasKernel func(k int, a, b, c *float32, ldc int, accum int, bias *float32, next uintptr)
+)
 
 // rowEfficiency is the relative cost per computed row of a kernel of mr
 // rows against the full one (fewer accumulators hide less latency and

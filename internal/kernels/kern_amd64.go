@@ -50,6 +50,21 @@ func sgemmKernelAVX2R6B(k int, a, b, c *float32, ldc int, accum int, bias *float
 //go:noescape
 func sgemmKernelAVX2R6A(k int, a, b, c *float32, ldc int, accum int)
 
+// The 5- and 6-row kernels prefetching a quarter micro-panel at next
+// (see microKernel.fnNext), plain and adding a bias.
+//
+//go:noescape
+func sgemmKernelAVX2R5N(k int, a, b, c *float32, ldc int, accum int, next uintptr)
+
+//go:noescape
+func sgemmKernelAVX2R6N(k int, a, b, c *float32, ldc int, accum int, next uintptr)
+
+//go:noescape
+func sgemmKernelAVX2R5NB(k int, a, b, c *float32, ldc int, accum int, bias *float32, next uintptr)
+
+//go:noescape
+func sgemmKernelAVX2R6NB(k int, a, b, c *float32, ldc int, accum int, bias *float32, next uintptr)
+
 //go:noescape
 func sgemmKernelAVX512(k int, a, b, c *float32, ldc int, accum int)
 
@@ -68,9 +83,13 @@ func archKernels() []*microKernel {
 			v := *k
 			v.mr, v.mc, v.fn = r+1, 144/(r+1)*(r+1), fn
 			v.fnBias = []biasKernel{sgemmKernelAVX2R1B, sgemmKernelAVX2R2B, sgemmKernelAVX2R3B, sgemmKernelAVX2R4B, sgemmKernelAVX2R5B}[r]
+			if v.mr == 5 {
+				v.fnNext, v.fnNextBias = sgemmKernelAVX2R5N, sgemmKernelAVX2R5NB
+			}
 			k.rows = append(k.rows, &v)
 		}
 		k.fnStreamA = sgemmKernelAVX2R6A
+		k.fnNext, k.fnNextBias = sgemmKernelAVX2R6N, sgemmKernelAVX2R6NB
 		ks = append(ks, k)
 	}
 	return ks

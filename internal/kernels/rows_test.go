@@ -8,7 +8,7 @@ import (
 )
 
 // TestRowVariants checks every microkernel, each of its row-count
-// variants and its A-streaming form against the naive tile product, for several depths, both
+// variants and its A-streaming and prefetching forms against the naive tile product, for several depths, both
 // accumulate modes and a row stride wider than the tile.
 func TestRowVariants(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
@@ -29,6 +29,12 @@ func TestRowVariants(t *testing.T) {
 							k.fnStreamA(depth, &a[0], &b[0], &c[0], ldc, accum)
 							checkTile(t, k, depth, accum, a, b, nil, c0, c, ldc)
 						}
+						if k.fnNext != nil {
+							// The prefetch address need not be mapped.
+							copy(c, c0)
+							k.fnNext(depth, &a[0], &b[0], &c[0], ldc, accum, 64)
+							checkTile(t, k, depth, accum, a, b, nil, c0, c, ldc)
+						}
 					})
 				}
 			}
@@ -36,8 +42,8 @@ func TestRowVariants(t *testing.T) {
 	}
 }
 
-// TestBiasVariants checks each microkernel that adds a bias (fnBias)
-// against the naive tile product plus the bias, in both accumulate modes.
+// TestBiasVariants checks each microkernel that adds a bias (fnBias,
+// fnNextBias) against the naive tile product plus the bias, in both accumulate modes.
 func TestBiasVariants(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
 	n := 0
@@ -57,6 +63,11 @@ func TestBiasVariants(t *testing.T) {
 					c0 := append([]float32(nil), c...)
 					k.fnBias(depth, &a[0], &b[0], &c[0], ldc, accum, &bias[0])
 					checkTile(t, k, depth, accum, a, b, bias, c0, c, ldc)
+					if k.fnNextBias != nil {
+						copy(c, c0)
+						k.fnNextBias(depth, &a[0], &b[0], &c[0], ldc, accum, &bias[0], 64)
+						checkTile(t, k, depth, accum, a, b, bias, c0, c, ldc)
+					}
 				}
 			}
 		}

@@ -78,6 +78,20 @@ func checkKernel(k *microKernel) error {
 				return err
 			}
 		}
+		if v.fnNext != nil {
+			if err := checkKernelTile(v.name+" (prefetching)", v.mr, v.nr, func(depth int, a, b, c *float32, ldc, accum int, bias *float32) {
+				v.fnNext(depth, a, b, c, ldc, accum, uintptr(unsafe.Pointer(b)))
+			}, false); err != nil {
+				return err
+			}
+		}
+		if v.fnNextBias != nil {
+			if err := checkKernelTile(v.name+" (prefetching, bias)", v.mr, v.nr, func(depth int, a, b, c *float32, ldc, accum int, bias *float32) {
+				v.fnNextBias(depth, a, b, c, ldc, accum, bias, uintptr(unsafe.Pointer(b)))
+			}, true); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

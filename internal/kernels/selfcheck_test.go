@@ -10,7 +10,7 @@ import (
 // kernel offered here and the portable tile product pass it; kernels that
 // are wrong in the ways an assembly kernel can be (a lane, the
 // accumulate form, the bias, a store past the tile, a row variant, the
-// A-streaming form) fail it, named.
+// A-streaming form, the prefetching forms) fail it, named.
 func TestCheckKernel(t *testing.T) {
 	for _, k := range available {
 		if err := checkKernel(k); err != nil {
@@ -40,6 +40,12 @@ func TestCheckKernel(t *testing.T) {
 		}},
 		"row variant":      {mr: 6, nr: 16, fn: tile(6, 16), rows: []*microKernel{{name: "broken-r2", mr: 2, nr: 16, fn: tile(2, 8)}}},
 		"A-streaming form": {mr: 6, nr: 16, fn: tile(6, 16), fnStreamA: tile(5, 16)},
+		"prefetching form": {mr: 6, nr: 16, fn: tile(6, 16), fnNext: func(k int, a, b, c *float32, ldc int, accum int, next uintptr) {
+			tileGo(6, 16, k, a, b, c, ldc, 1, nil)
+		}},
+		"prefetching bias form": {mr: 6, nr: 16, fn: tile(6, 16), fnNextBias: func(k int, a, b, c *float32, ldc int, accum int, bias *float32, next uintptr) {
+			tileGo(6, 16, k, a, b, c, ldc, accum, nil)
+		}},
 	}
 	for what, k := range broken {
 		if k.name == "" {

@@ -3,6 +3,7 @@ package kernels
 import (
 	"fmt"
 	"sync"
+	"unsafe"
 )
 
 // Sgemm computes C = alpha·op(A)·op(B) + beta·C, the BLAS SGEMM on row-major
@@ -226,7 +227,7 @@ func (g *gemm) tile(m0, m1, n0, n1 int) {
 					mcLen := min(mc, m1-ic)
 					g.packA(*abuf, ic, mcLen, pc, kcLen)
 					accum := pc > 0 || g.beta != 0
-					g.macro(*abuf, *bbuf, kcLen*nr, ic, mcLen, jc, ncLen, kcLen, accum, nil, *tbuf)
+					g.macro(*abuf, *bbuf, kcLen*nr, ic, mcLen, jc, ncLen, kcLen, accum, nil, *tbuf, false)
 				}
 			}
 			continue
@@ -257,13 +258,13 @@ func (g *gemm) tile(m0, m1, n0, n1 int) {
 					bias = g.bias
 				}
 				if pb.half == nil {
-					g.macro(*abuf, pb.data[off:], kcLen*nr, ic, mcLen, jc, ncLen, kcLen, accum, bias, *tbuf)
+					g.macro(*abuf, pb.data[off:], kcLen*nr, ic, mcLen, jc, ncLen, kcLen, accum, bias, *tbuf, true)
 					continue
 				}
 				// bfloat16 weights: widen one panel at a time into L1.
 				for jr := 0; jr < ncLen; jr += nr {
 					pb.widenPanel(*wbuf, off+(jr/nr)*kcLen*nr, kcLen*nr)
-					g.macro(*abuf, *wbuf, kcLen*nr, ic, mcLen, jc+jr, min(nr, ncLen-jr), kcLen, accum, bias, *tbuf)
+					g.macro(*abuf, *wbuf, kcLen*nr, ic, mcLen, jc+jr, min(nr, ncLen-jr), kcLen, accum, bias, *tbuf, false)
 				}
 			}
 			applyEpilogue(g.epi, g.c, g.ldc, ic, ic+mcLen, jc, jc+ncLen, epiBias, kern.simd)
@@ -277,8 +278,11 @@ var noFusedBias bool
 // macro runs the microkernel over an mcLen×ncLen block of C at (ic, jc).
 // bp holds consecutive NR-wide panels, bstride floats apart. A non-nil
 // bias (indexed by column of C) is added to the block's product (the
-// kernel's fnBias does it for whole tiles).
-func (g *gemm) macro(ap, bp []float32, bstride, ic, mcLen, jc, ncLen, kcLen int, accum bool, bias, tmp []float32) {
+// kernel's fnBias does it for whole tiles). With streamed set, bp is
+// weights pre-packed at load, coming from memory: where the kernel has an
+// fnNext form and at least four row tiles read each panel, the row tile
+// i of a panel prefetches quarter i mod 4 of the next one.
+func (g *gemm) macro(ap, bp []float32, bstride, ic, mcLen, jc, ncLen, kcLen int, accum bool, bias, tmp []float32, streamed bool) {
 	kern := g.kern
 	mr, nr := kern.mr, kern.nr
 	acc := 0
@@ -286,13 +290,25 @@ func (g *gemm) macro(ap, bp []float32, bstride, ic, mcLen, jc, ncLen, kcLen int,
 		acc = 1
 	}
 	c, ldc := g.c, g.ldc
+	next := streamed && kern.fnNext != nil && (mcLen+mr-1)/mr >= 4 && (bias == nil || kern.fnNextBias != nil)
+	quarter := uintptr(kcLen * nr) // bytes: a quarter of a micro-panel of float32
 	for jr := 0; jr < ncLen; jr += nr {
 		nrLen := min(nr, ncLen-jr)
 		bpan := &bp[(jr/nr)*bstride]
+		following := uintptr(unsafe.Pointer(bpan)) + 4*uintptr(bstride)
 		for ir := 0; ir < mcLen; ir += mr {
 			mrLen := min(mr, mcLen-ir)
 			apan := &ap[(ir/mr)*kcLen*mr]
 			off := (ic+ir)*ldc + jc + jr
+			if mrLen == mr && nrLen == nr && next {
+				at := following + uintptr(ir/mr%4)*quarter
+				if bias != nil {
+					kern.fnNextBias(kcLen, apan, bpan, &c[off], ldc, acc, &bias[jc+jr], at)
+				} else {
+					kern.fnNext(kcLen, apan, bpan, &c[off], ldc, acc, at)
+				}
+				continue
+			}
 			if mrLen == mr && nrLen == nr {
 				if bias != nil {
 					kern.fnBias(kcLen, apan, bpan, &c[off], ldc, acc, &bias[jc+jr])
