@@ -291,7 +291,9 @@ func (g *gemm) macro(ap, bp []float32, bstride, ic, mcLen, jc, ncLen, kcLen int,
 	}
 	c, ldc := g.c, g.ldc
 	next := streamed && kern.fnNext != nil && (mcLen+mr-1)/mr >= 4 && (bias == nil || kern.fnNextBias != nil)
-	quarter := uintptr(kcLen * nr) // bytes: a quarter of a micro-panel of float32
+	// What one fnNext call prefetches: kcLen/4 lines of 64 bytes, a
+	// quarter of a 16-wide micro-panel (the only width with fnNext forms).
+	quarter := uintptr(16 * kcLen)
 	for jr := 0; jr < ncLen; jr += nr {
 		nrLen := min(nr, ncLen-jr)
 		bpan := &bp[(jr/nr)*bstride]
