@@ -12,9 +12,10 @@ import (
 // variant, tiles of several depths, and that nothing outside the tile is
 // written. A kernel that fails is not offered (see init in dispatch.go) and
 // goclip says so on stderr. This guards the kernels the development
-// machines cannot run (AVX-512 and VNNI ones are only assembled and
-// vetted here): on a CPU where one misbehaves, goclip falls back to the
-// next kernel rather than computing wrong features.
+// machines cannot run (the AVX-512 and VNNI ones run here only in the
+// tests' assembly interpreter, asmvm_test.go): on a CPU where one
+// misbehaves, goclip falls back to the next kernel rather than computing
+// wrong features.
 
 // tileGo is the portable product of an mr×nr tile (mr ≤ 8, nr ≤ 64), with
 // the microkernel contract of sgemm_amd64.s: a holds k columns of mr
