@@ -477,7 +477,7 @@ func (vm *asmVM) step(in vmInst, at map[int]int) (int, error) {
 		}
 		copy(dst, vm.vec[n][:w])
 		return -2, nil
-	case "VBROADCASTSS", "VPBROADCASTD":
+	case "VBROADCASTSS", "VPBROADCASTD", "VCVTDQ2PS":
 		if err := need(2); err != nil {
 			return 0, err
 		}
@@ -485,31 +485,22 @@ func (vm *asmVM) step(in vmInst, at map[int]int) (int, error) {
 		if !ok {
 			return 0, fmt.Errorf("destination %q", a[1])
 		}
-		src, err := vm.vecSrc(a[0], 4)
-		if err != nil {
-			return 0, err
+		cvt := in.op == "VCVTDQ2PS"
+		sw := 4 // a broadcast reads one element
+		if cvt {
+			sw = w
 		}
-		var r [64]byte
-		for i := 0; i < w; i += 4 {
-			copy(r[i:i+4], src)
-		}
-		vm.setVec(n, r[:w])
-		return -2, nil
-	case "VCVTDQ2PS":
-		if err := need(2); err != nil {
-			return 0, err
-		}
-		n, w, ok := vecReg(a[1])
-		if !ok {
-			return 0, fmt.Errorf("destination %q", a[1])
-		}
-		src, err := vm.vecSrc(a[0], w)
+		src, err := vm.vecSrc(a[0], sw)
 		if err != nil {
 			return 0, err
 		}
 		var r [64]byte
 		for i := 0; i < w/4; i++ {
-			put32(r[:], i, math.Float32bits(float32(i32(src, i))))
+			v := binary.LittleEndian.Uint32(src)
+			if cvt {
+				v = math.Float32bits(float32(i32(src, i)))
+			}
+			put32(r[:], i, v)
 		}
 		vm.setVec(n, r[:w])
 		return -2, nil
