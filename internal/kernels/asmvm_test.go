@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"unsafe"
 )
@@ -549,29 +551,56 @@ func (vm *asmVM) step(in vmInst, at map[int]int) (int, error) {
 	return 0, fmt.Errorf("instruction not in the interpreter's subset")
 }
 
-// vmKernel returns an interpreter-backed float32 microkernel (the
-// checkKernelTile form) running function name of file, an mr×nr tile.
-func vmKernel(t *testing.T, file, name string, mr, nr int, withBias bool) func(k int, a, b, c *float32, ldc, accum int, bias *float32) {
-	prog := vmListing(t, file)[name]
-	if prog == nil {
-		t.Fatalf("%s: no function %s in the listing", file, name)
-	}
-	return func(k int, a, b, c *float32, ldc, accum int, bias *float32) {
-		t.Helper()
+// vmFamily builds the kernel family prefix ("sgemmKernelAVX512") of
+// sgemm_rows_amd64.s, every row variant and form interpreted, as a
+// microKernel named name of nr columns. An interpreter error is kept in
+// *failed (the kernels may run on the worker pool's goroutines), the
+// tile left as it was.
+func vmFamily(t *testing.T, prefix, name string, nr int, failed *atomic.Value) *microKernel {
+	t.Helper()
+	prog := vmListing(t, "sgemm_rows_amd64.s")
+	run := func(fn string, mr, k int, a, b, c *float32, ldc, accum int, bias *float32, next []uint64) {
+		code := prog[fn]
+		if code == nil {
+			failed.CompareAndSwap(nil, fmt.Errorf("sgemm_rows_amd64.s: no function %s in the listing", fn))
+			return
+		}
 		vm := &asmVM{}
-		args := []uint64{uint64(k),
+		vm.args = []uint64{uint64(k),
 			vmRegionOf(vm, unsafe.Slice(a, mr*k)),
 			vmRegionOf(vm, unsafe.Slice(b, nr*k)),
 			vmRegionOf(vm, unsafe.Slice(c, (mr-1)*ldc+nr)),
 			uint64(ldc), uint64(accum)}
-		if withBias {
-			args = append(args, vmRegionOf(vm, unsafe.Slice(bias, nr)))
+		if bias != nil {
+			vm.args = append(vm.args, vmRegionOf(vm, unsafe.Slice(bias, nr)))
 		}
-		vm.args = args
-		if err := vm.run(prog, 1<<22); err != nil {
-			t.Fatalf("interpreting %s: %v", name, err)
+		vm.args = append(vm.args, next...)
+		if err := vm.run(code, 1<<22); err != nil {
+			failed.CompareAndSwap(nil, fmt.Errorf("interpreting %s: %v", fn, err))
 		}
 	}
+	var f rowKernels
+	for r := 1; r <= 6; r++ {
+		fn := fmt.Sprintf("%sR%d", prefix, r)
+		f.fn[r-1] = func(k int, a, b, c *float32, ldc int, accum int) {
+			run(fn, r, k, a, b, c, ldc, accum, nil, nil)
+		}
+		f.bias[r-1] = func(k int, a, b, c *float32, ldc int, accum int, bias *float32) {
+			run(fn+"B", r, k, a, b, c, ldc, accum, bias, nil)
+		}
+		if r >= 5 {
+			f.next[r-1] = func(k int, a, b, c *float32, ldc int, accum int, next uintptr) {
+				run(fn+"N", r, k, a, b, c, ldc, accum, nil, []uint64{uint64(next)})
+			}
+			f.nextBias[r-1] = func(k int, a, b, c *float32, ldc int, accum int, bias *float32, next uintptr) {
+				run(fn+"NB", r, k, a, b, c, ldc, accum, bias, []uint64{uint64(next)})
+			}
+		}
+	}
+	f.streamA = func(k int, a, b, c *float32, ldc int, accum int) {
+		run(prefix+"R6A", 6, k, a, b, c, ldc, accum, nil, nil)
+	}
+	return f.family(name, nr, available[len(available)-1].simd)
 }
 
 // vmQKernel returns an interpreter-backed int8 microkernel (the
@@ -603,15 +632,71 @@ func vmQKernel(t *testing.T, prefix string) qgemmFunc {
 	}
 }
 
-// TestInterpretedAVX512 runs the AVX-512 float32 microkernel, which no
-// development machine can execute, in the interpreter through the same
-// exact check every kernel passes at start-up (checkKernelTile: small
-// integers, store and accumulate forms, several depths, nothing written
-// past the tile).
+// TestInterpretedAVX512 runs the AVX-512 float32 kernel family, which no
+// development machine can execute, in the interpreter: every row variant
+// and form through the start-up self-check (checkKernel: small integers,
+// exact, store and accumulate, bias, several depths, nothing written past
+// the tile), then as the current kernel through LinearPacked (pre-packed
+// 32-wide panels, fused bias and epilogues, the quarter-panel prefetch
+// forms, row variants, edges) and Sgemm on small shapes against the
+// float64 reference.
 func TestInterpretedAVX512(t *testing.T) {
-	fn := vmKernel(t, "sgemm_amd64.s", "sgemmKernelAVX512", 6, 32, false)
-	if err := checkKernelTile("avx512 (interpreted)", 6, 32, fn, false); err != nil {
+	var failed atomic.Value
+	k := vmFamily(t, "sgemmKernelAVX512", "avx512-interpreted", 32, &failed)
+	if err := checkKernel(k); err != nil {
 		t.Fatal(err)
+	}
+	if err, _ := failed.Load().(error); err != nil {
+		t.Fatal(err)
+	}
+	saved, old := available, current.Load()
+	available = append([]*microKernel{k}, available...)
+	current.Store(k)
+	defer func() { available = saved; current.Store(old) }()
+	r := rand.New(rand.NewPCG(31, 32))
+	for _, sz := range [][3]int{{1, 3, 2}, {50, 40, 77}, {33, 65, 300}, {13, 70, 17}, {24, 32, 9}} {
+		m, n, kk := sz[0], sz[1], sz[2]
+		x, w, bias := randSlice(r, m*kk), randSlice(r, n*kk), randSlice(r, n)
+		pw := PackLinear(w, n, kk)
+		for _, epi := range []Epilogue{EpiNone, EpiQuickGELU, EpiResidual} {
+			y := randSlice(r, m*n)
+			res := append([]float32(nil), y...)
+			LinearPacked(y, x, pw, bias, m, epi)
+			if err, _ := failed.Load().(error); err != nil {
+				t.Fatalf("%v %v: %v", sz, epi, err)
+			}
+			want, mag := refLinear(x, w, bias, m, n, kk)
+			for i, v := range want {
+				switch epi {
+				case EpiQuickGELU:
+					want[i] = v / (1 + math.Exp(-1.702*v))
+					mag[i] += 1e-6
+				case EpiResidual:
+					want[i] = v + float64(res[i])
+					mag[i] += math.Abs(float64(res[i]))
+				}
+			}
+			checkClose(t, fmt.Sprintf("LinearPacked %v %v", sz, epi), y, want, mag, 2e-6*math.Sqrt(float64(kk)+1))
+		}
+	}
+	for _, tc := range []struct {
+		transA, transB bool
+		m, n, k        int
+	}{{false, false, 7, 33, 20}, {true, true, 19, 64, 5}, {false, true, 12, 97, 40}} {
+		lda, ldb := tc.k, tc.n
+		if tc.transA {
+			lda = tc.m
+		}
+		if tc.transB {
+			ldb = tc.k
+		}
+		a, b, c := randSlice(r, tc.m*tc.k), randSlice(r, tc.k*tc.n), randSlice(r, tc.m*tc.n)
+		want, mag := refGemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, 0.5, a, lda, b, ldb, 0.25, c, tc.n)
+		Sgemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, 0.5, a, lda, b, ldb, 0.25, c, tc.n)
+		if err, _ := failed.Load().(error); err != nil {
+			t.Fatal(err)
+		}
+		checkClose(t, fmt.Sprintf("Sgemm %+v", tc), c, want, mag, 2e-6*math.Sqrt(float64(tc.k)+1))
 	}
 }
 

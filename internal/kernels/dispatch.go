@@ -93,6 +93,29 @@ func (k *microKernel) forRows(m int) *microKernel {
 	return best
 }
 
+// rowKernels are the functions of one generated kernel family (see
+// sgemm_rows_amd64.s): index r-1 holds the r-row form; next and
+// nextBias have only their 5- and 6-row forms, streamA only a 6-row one.
+type rowKernels struct {
+	fn       [6]func(k int, a, b, c *float32, ldc int, accum int)
+	bias     [6]biasKernel
+	streamA  func(k int, a, b, c *float32, ldc int, accum int)
+	next     [6]nextKernel
+	nextBias [6]nextBiasKernel
+}
+
+// family returns the 6-row kernel of f, named name, with its row
+// variants (same nr, kc and packed-B layout).
+func (f *rowKernels) family(name string, nr int, simd simdLevel) *microKernel {
+	k := &microKernel{name: name, mr: 6, nr: nr, kc: 256, mc: 144, fn: f.fn[5], fnBias: f.bias[5],
+		fnStreamA: f.streamA, fnNext: f.next[5], fnNextBias: f.nextBias[5], simd: simd}
+	for r := 1; r <= 5; r++ {
+		k.rows = append(k.rows, &microKernel{name: name, mr: r, nr: nr, kc: 256, mc: 144 / r * r,
+			fn: f.fn[r-1], fnBias: f.bias[r-1], fnNext: f.next[r-1], fnNextBias: f.nextBias[r-1], simd: simd})
+	}
+	return k
+}
+
 // goKernel is the portable microkernel, always available.
 var goKernel = &microKernel{name: "go", mr: 4, nr: 4, kc: 256, mc: 128, fn: sgemmKernelGo}
 

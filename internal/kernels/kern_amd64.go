@@ -2,12 +2,13 @@
 
 package kernels
 
-// The AVX2 kernels of 1 to 6 rows (sgemm_rows_amd64.s, generated).
+// The packed-SGEMM microkernels of 1 to 6 rows for AVX2+FMA (NR=16) and
+// AVX-512F (NR=32), generated into sgemm_rows_amd64.s with the same
+// variants: R<n> plain, R<n>B adding a bias, R6A prefetching the
+// streamed A operand, R5N/R6N (and R5NB/R6NB with a bias) prefetching a
+// quarter micro-panel at next (see microKernel).
 //
-//go:noescape
-func sgemmKernelAVX2R6(k int, a, b, c *float32, ldc int, accum int)
-
-//go:generate sh -c "go run gen/avx2rows.go > sgemm_rows_amd64.s"
+//go:generate sh -c "go run gen/sgemmrows.go > sgemm_rows_amd64.s"
 
 //go:noescape
 func sgemmKernelAVX2R1(k int, a, b, c *float32, ldc int, accum int)
@@ -24,7 +25,8 @@ func sgemmKernelAVX2R4(k int, a, b, c *float32, ldc int, accum int)
 //go:noescape
 func sgemmKernelAVX2R5(k int, a, b, c *float32, ldc int, accum int)
 
-// The same kernels adding a 16-wide bias before storing the tile.
+//go:noescape
+func sgemmKernelAVX2R6(k int, a, b, c *float32, ldc int, accum int)
 
 //go:noescape
 func sgemmKernelAVX2R1B(k int, a, b, c *float32, ldc int, accum int, bias *float32)
@@ -44,15 +46,9 @@ func sgemmKernelAVX2R5B(k int, a, b, c *float32, ldc int, accum int, bias *float
 //go:noescape
 func sgemmKernelAVX2R6B(k int, a, b, c *float32, ldc int, accum int, bias *float32)
 
-// sgemmKernelAVX2R6A is sgemmKernelAVX2R6 prefetching A one micro-panel
-// ahead instead of the next B micro-panel (see microKernel.fnStreamA).
-//
 //go:noescape
 func sgemmKernelAVX2R6A(k int, a, b, c *float32, ldc int, accum int)
 
-// The 5- and 6-row kernels prefetching a quarter micro-panel at next
-// (see microKernel.fnNext), plain and adding a bias.
-//
 //go:noescape
 func sgemmKernelAVX2R5N(k int, a, b, c *float32, ldc int, accum int, next uintptr)
 
@@ -66,31 +62,83 @@ func sgemmKernelAVX2R5NB(k int, a, b, c *float32, ldc int, accum int, bias *floa
 func sgemmKernelAVX2R6NB(k int, a, b, c *float32, ldc int, accum int, bias *float32, next uintptr)
 
 //go:noescape
-func sgemmKernelAVX512(k int, a, b, c *float32, ldc int, accum int)
+func sgemmKernelAVX512R1(k int, a, b, c *float32, ldc int, accum int)
+
+//go:noescape
+func sgemmKernelAVX512R2(k int, a, b, c *float32, ldc int, accum int)
+
+//go:noescape
+func sgemmKernelAVX512R3(k int, a, b, c *float32, ldc int, accum int)
+
+//go:noescape
+func sgemmKernelAVX512R4(k int, a, b, c *float32, ldc int, accum int)
+
+//go:noescape
+func sgemmKernelAVX512R5(k int, a, b, c *float32, ldc int, accum int)
+
+//go:noescape
+func sgemmKernelAVX512R6(k int, a, b, c *float32, ldc int, accum int)
+
+//go:noescape
+func sgemmKernelAVX512R1B(k int, a, b, c *float32, ldc int, accum int, bias *float32)
+
+//go:noescape
+func sgemmKernelAVX512R2B(k int, a, b, c *float32, ldc int, accum int, bias *float32)
+
+//go:noescape
+func sgemmKernelAVX512R3B(k int, a, b, c *float32, ldc int, accum int, bias *float32)
+
+//go:noescape
+func sgemmKernelAVX512R4B(k int, a, b, c *float32, ldc int, accum int, bias *float32)
+
+//go:noescape
+func sgemmKernelAVX512R5B(k int, a, b, c *float32, ldc int, accum int, bias *float32)
+
+//go:noescape
+func sgemmKernelAVX512R6B(k int, a, b, c *float32, ldc int, accum int, bias *float32)
+
+//go:noescape
+func sgemmKernelAVX512R6A(k int, a, b, c *float32, ldc int, accum int)
+
+//go:noescape
+func sgemmKernelAVX512R5N(k int, a, b, c *float32, ldc int, accum int, next uintptr)
+
+//go:noescape
+func sgemmKernelAVX512R6N(k int, a, b, c *float32, ldc int, accum int, next uintptr)
+
+//go:noescape
+func sgemmKernelAVX512R5NB(k int, a, b, c *float32, ldc int, accum int, bias *float32, next uintptr)
+
+//go:noescape
+func sgemmKernelAVX512R6NB(k int, a, b, c *float32, ldc int, accum int, bias *float32, next uintptr)
+
+// avx2Rows and avx512Rows are the two generated families.
+var (
+	avx2Rows = rowKernels{
+		fn:       [6]func(k int, a, b, c *float32, ldc int, accum int){sgemmKernelAVX2R1, sgemmKernelAVX2R2, sgemmKernelAVX2R3, sgemmKernelAVX2R4, sgemmKernelAVX2R5, sgemmKernelAVX2R6},
+		bias:     [6]biasKernel{sgemmKernelAVX2R1B, sgemmKernelAVX2R2B, sgemmKernelAVX2R3B, sgemmKernelAVX2R4B, sgemmKernelAVX2R5B, sgemmKernelAVX2R6B},
+		streamA:  sgemmKernelAVX2R6A,
+		next:     [6]nextKernel{4: sgemmKernelAVX2R5N, 5: sgemmKernelAVX2R6N},
+		nextBias: [6]nextBiasKernel{4: sgemmKernelAVX2R5NB, 5: sgemmKernelAVX2R6NB},
+	}
+	avx512Rows = rowKernels{
+		fn:       [6]func(k int, a, b, c *float32, ldc int, accum int){sgemmKernelAVX512R1, sgemmKernelAVX512R2, sgemmKernelAVX512R3, sgemmKernelAVX512R4, sgemmKernelAVX512R5, sgemmKernelAVX512R6},
+		bias:     [6]biasKernel{sgemmKernelAVX512R1B, sgemmKernelAVX512R2B, sgemmKernelAVX512R3B, sgemmKernelAVX512R4B, sgemmKernelAVX512R5B, sgemmKernelAVX512R6B},
+		streamA:  sgemmKernelAVX512R6A,
+		next:     [6]nextKernel{4: sgemmKernelAVX512R5N, 5: sgemmKernelAVX512R6N},
+		nextBias: [6]nextBiasKernel{4: sgemmKernelAVX512R5NB, 5: sgemmKernelAVX512R6NB},
+	}
+)
 
 // archKernels lists the assembly microkernels this CPU can run, best first.
 func archKernels() []*microKernel {
 	avx2, avx512 := cpuFeatures()
 	var ks []*microKernel
 	if avx512 {
-		ks = append(ks, &microKernel{name: "avx512", mr: 6, nr: 32, kc: 256, mc: 144, fn: sgemmKernelAVX512, simd: simdAVX2})
+		ks = append(ks, avx512Rows.family("avx512", 32, simdAVX2))
 	}
 	if avx2 {
-		k := &microKernel{name: "avx2", mr: 6, nr: 16, kc: 256, mc: 144, fn: sgemmKernelAVX2R6, fnBias: sgemmKernelAVX2R6B, simd: simdAVX2}
-		for r, fn := range []func(k int, a, b, c *float32, ldc int, accum int){
-			sgemmKernelAVX2R1, sgemmKernelAVX2R2, sgemmKernelAVX2R3, sgemmKernelAVX2R4, sgemmKernelAVX2R5,
-		} {
-			v := *k
-			v.mr, v.mc, v.fn = r+1, 144/(r+1)*(r+1), fn
-			v.fnBias = []biasKernel{sgemmKernelAVX2R1B, sgemmKernelAVX2R2B, sgemmKernelAVX2R3B, sgemmKernelAVX2R4B, sgemmKernelAVX2R5B}[r]
-			if v.mr == 5 {
-				v.fnNext, v.fnNextBias = sgemmKernelAVX2R5N, sgemmKernelAVX2R5NB
-			}
-			k.rows = append(k.rows, &v)
-		}
-		k.fnStreamA = sgemmKernelAVX2R6A
-		k.fnNext, k.fnNextBias = sgemmKernelAVX2R6N, sgemmKernelAVX2R6NB
-		ks = append(ks, k)
+		ks = append(ks, avx2Rows.family("avx2", 16, simdAVX2))
 	}
 	return ks
 }

@@ -291,9 +291,9 @@ func (g *gemm) macro(ap, bp []float32, bstride, ic, mcLen, jc, ncLen, kcLen int,
 	}
 	c, ldc := g.c, g.ldc
 	next := streamed && kern.fnNext != nil && (mcLen+mr-1)/mr >= 4 && (bias == nil || kern.fnNextBias != nil)
-	// What one fnNext call prefetches: kcLen/4 lines of 64 bytes, a
-	// quarter of a 16-wide micro-panel (the only width with fnNext forms).
-	quarter := uintptr(16 * kcLen)
+	// What one fnNext call prefetches: a quarter of a micro-panel of
+	// kcLen×nr float32 (kcLen/4 lines for AVX2, kcLen/2 for AVX-512).
+	quarter := uintptr(kcLen * nr)
 	for jr := 0; jr < ncLen; jr += nr {
 		nrLen := min(nr, ncLen-jr)
 		bpan := &bp[(jr/nr)*bstride]
