@@ -315,6 +315,33 @@ func (q *Queue) publish(ctx context.Context, subj string, data []byte, id string
 	return err
 }
 
+// call runs one JetStream API request with its own timeout, retrying
+// (bounded) while the cluster answers with errors or not at all, as it
+// does while it elects a leader: a request lost then would otherwise wait
+// for the caller's whole deadline.
+func call[T any](ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+	return callTimeout(ctx, 10*time.Second, f)
+}
+
+func callTimeout[T any](ctx context.Context, each time.Duration, f func(context.Context) (T, error)) (T, error) {
+	var v T
+	var err error
+	for attempt := 0; attempt < 8; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, each)
+		v, err = f(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgNotFound) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(each / 50 * time.Duration(1<<min(attempt, 4))): // 0.2 s to 3.2 s
+		}
+	}
+	return v, err
+}
+
 // RunStatus is the progress of one run.
 type RunStatus struct {
 	Run       string   `json:"run"`
@@ -340,20 +367,20 @@ type Status struct {
 // Status reads the consumer's state and replays the events stream.
 func (q *Queue) Status(ctx context.Context) (*Status, error) {
 	st := &Status{}
-	cons, err := q.jobs.Consumer(ctx, Consumer)
+	cons, err := call(ctx, func(c context.Context) (jetstream.Consumer, error) { return q.jobs.Consumer(c, Consumer) })
 	if err != nil {
 		return nil, fmt.Errorf("queue: consumer %s: %w", Consumer, err)
 	}
-	ci, err := cons.Info(ctx)
+	ci, err := call(ctx, cons.Info)
 	if err != nil {
 		return nil, fmt.Errorf("queue: consumer %s: %w", Consumer, err)
 	}
 	st.Pending, st.InProgress, st.Redelivered = ci.NumPending, ci.NumAckPending, ci.NumRedelivered
-	es, err := q.js.Stream(ctx, EventStream)
+	es, err := call(ctx, func(c context.Context) (jetstream.Stream, error) { return q.js.Stream(c, EventStream) })
 	if err != nil {
 		return nil, fmt.Errorf("queue: stream %s: %w", EventStream, err)
 	}
-	info, err := es.Info(ctx)
+	info, err := call(ctx, func(c context.Context) (*jetstream.StreamInfo, error) { return es.Info(c) })
 	if err != nil {
 		return nil, fmt.Errorf("queue: stream %s: %w", EventStream, err)
 	}
@@ -364,7 +391,7 @@ func (q *Queue) Status(ctx context.Context) (*Status, error) {
 	var order []string
 	seen := map[string]bool{}
 	for seq := info.State.FirstSeq; seq > 0 && seq <= info.State.LastSeq; seq++ {
-		raw, err := es.GetMsg(ctx, seq)
+		raw, err := call(ctx, func(c context.Context) (*jetstream.RawStreamMsg, error) { return es.GetMsg(c, seq) })
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue
 		}

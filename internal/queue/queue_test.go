@@ -234,3 +234,34 @@ func maps(m map[string]int) map[string]int {
 	}
 	return out
 }
+
+// TestCallRetriesLostRequest: a request that gets no answer (as during a
+// leader election) is retried after its own timeout instead of waiting
+// for the caller's whole deadline; a persistent failure ends in bounded
+// time with the last error.
+func TestCallRetriesLostRequest(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	calls := 0
+	start := time.Now()
+	v, err := callTimeout(ctx, 50*time.Millisecond, func(c context.Context) (int, error) {
+		calls++
+		if calls == 1 {
+			<-c.Done() // lost: no reply
+			return 0, c.Err()
+		}
+		return 7, nil
+	})
+	if v != 7 || err != nil || calls != 2 {
+		t.Fatalf("got %d, %v after %d calls", v, err, calls)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("took %v", d)
+	}
+	boom := errors.New("boom")
+	calls = 0
+	_, err = callTimeout(ctx, 50*time.Millisecond, func(context.Context) (int, error) { calls++; return 0, boom })
+	if !errors.Is(err, boom) || calls != 8 {
+		t.Fatalf("persistent failure: %v after %d calls", err, calls)
+	}
+}

@@ -58,7 +58,7 @@ func (q *Queue) Work(ctx context.Context, o WorkerOptions) (WorkerStats, error) 
 	if err := o.Store.EnsureModel(ctx, o.ModelID, o.Model.EmbedDim(), o.Model.Path()); err != nil {
 		return ws, err
 	}
-	cons, err := q.jobs.Consumer(ctx, Consumer)
+	cons, err := call(ctx, func(c context.Context) (jetstream.Consumer, error) { return q.jobs.Consumer(c, Consumer) })
 	if err != nil {
 		return ws, fmt.Errorf("queue: consumer %s: %w", Consumer, err)
 	}
