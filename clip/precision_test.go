@@ -8,6 +8,7 @@ import (
 
 	"github.com/goclip/goclip/clip"
 	"github.com/goclip/goclip/internal/fixtures"
+	"github.com/goclip/goclip/internal/kernels"
 )
 
 // TestPrecision reports, for every fixture CLIP model, the cosine of its
@@ -25,10 +26,19 @@ func TestPrecision(t *testing.T) {
 		files = append(files, filepath.Join(dir, im.File))
 	}
 	for _, mm := range man.Models {
-		for _, prec := range []string{"bf16", "int8"} {
+		// bf16 runs with both layouts of its weights on any machine: the
+		// native products (VDPBF16PS, or their portable form where the
+		// CPU has no AVX512_BF16) and the widening one.
+		for _, prec := range []string{"bf16/native", "bf16/widen", "int8"} {
 			path := modelPaths(filepath.Join(dir, mm.Name), mm.Files)[0]
 			rel, _ := filepath.Rel(dir, path)
 			t.Run(rel+"/"+prec, func(t *testing.T) {
+				prec, layout, _ := strings.Cut(prec, "/")
+				old, err := kernels.SetBF16Layout(layout)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer kernels.SetBF16Layout(old)
 				m, err := clip.Load(path, clip.WithTokenizer(tok), clip.WithPrecision(prec))
 				if err != nil {
 					t.Fatal(err)

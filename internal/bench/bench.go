@@ -118,8 +118,11 @@ func Run(o Options) (Result, error) {
 
 // kernelName is Result.Kernel for precision prec.
 func kernelName(prec model.Precision) string {
-	if prec == model.Int8 {
+	switch prec {
+	case model.Int8:
 		return kernels.Kernel() + "/" + kernels.Int8Kernel()
+	case model.BF16:
+		return kernels.Kernel() + "/" + kernels.BF16Kernel()
 	}
 	return kernels.Kernel()
 }

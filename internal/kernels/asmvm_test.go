@@ -115,6 +115,16 @@ func parseListing(s string) vmProgram {
 				in.args = append(in.args, strings.TrimSpace(a))
 			}
 		}
+		if in.op == "BYTE" {
+			// The BYTE directives of one source line are one encoded
+			// instruction (see decodeEVEX).
+			fn := p[cur]
+			if n := len(fn); n > 0 && fn[n-1].op == "BYTES" && fn[n-1].line == in.line {
+				fn[n-1].args = append(fn[n-1].args, in.args...)
+				continue
+			}
+			in.op = "BYTES"
+		}
 		p[cur] = append(p[cur], in)
 	}
 	return p
@@ -382,7 +392,7 @@ func (vm *asmVM) step(in vmInst, at map[int]int) (int, error) {
 			clear(vm.vec[n][16:])
 		}
 		return -2, nil
-	case "MOVQ", "ADDQ", "SUBQ", "SHLQ", "IMULQ", "ANDQ", "CMPQ", "TESTQ":
+	case "MOVQ", "ADDQ", "SUBQ", "SHLQ", "SHRQ", "IMULQ", "ANDQ", "CMPQ", "TESTQ":
 		if err := need(2); err != nil {
 			return 0, err
 		}
@@ -416,6 +426,8 @@ func (vm *asmVM) step(in vmInst, at map[int]int) (int, error) {
 			d -= src
 		case "SHLQ":
 			d <<= uint(src)
+		case "SHRQ":
+			d = int64(uint64(d) >> uint(src))
 		case "IMULQ":
 			d *= src
 		case "ANDQ":
@@ -547,8 +559,98 @@ func (vm *asmVM) step(in vmInst, at map[int]int) (int, error) {
 		}
 		vm.setVec(n, r[:w])
 		return -2, nil
+	case "BYTES":
+		return -2, vm.encoded(a)
 	}
 	return 0, fmt.Errorf("instruction not in the interpreter's subset")
+}
+
+// encoded executes an instruction the Go assembler does not know, written
+// as BYTE directives ($n each): VDPBF16PS or VCVTNEPS2BF16 on 512-bit
+// registers (EVEX, register operands, no mask).
+func (vm *asmVM) encoded(args []string) error {
+	code := make([]byte, len(args))
+	for i, s := range args {
+		v, err := strconv.ParseUint(strings.TrimPrefix(s, "$"), 0, 8)
+		if err != nil {
+			return fmt.Errorf("BYTE operand %q", s)
+		}
+		code[i] = byte(v)
+	}
+	op, reg, vvvv, rm, err := decodeEVEX(code)
+	if err != nil {
+		return err
+	}
+	d := vm.vec[reg]
+	s2 := vm.vec[rm]
+	var r [64]byte
+	switch op {
+	case 0x52: // VDPBF16PS zmm(reg) += pairs of zmm(vvvv) · zmm(rm)
+		s1 := vm.vec[vvvv]
+		bf := func(b []byte, i int) float32 {
+			h := binary.LittleEndian.Uint16(b[2*i:])
+			if h&0x7f80 == 0 {
+				h &= 0x8000 // DAZ
+			}
+			return math.Float32frombits(uint32(h) << 16)
+		}
+		for i := 0; i < 16; i++ {
+			acc := f32(d[:], i)
+			acc += bf(s1[:], 2*i+1) * bf(s2[:], 2*i+1) // exact products, each sum rounded
+			acc += bf(s1[:], 2*i) * bf(s2[:], 2*i)
+			put32(r[:], i, math.Float32bits(acc))
+		}
+		vm.setVec(reg, r[:])
+	case 0x72: // VCVTNEPS2BF16 ymm(reg) = bf16(zmm(rm))
+		if vvvv != 0 {
+			return fmt.Errorf("VCVTNEPS2BF16 with vvvv %d", vvvv)
+		}
+		for i := 0; i < 16; i++ {
+			b := binary.LittleEndian.Uint32(s2[4*i:])
+			var h uint16
+			switch {
+			case b&0x7fffffff > 0x7f800000: // NaN, made quiet
+				h = uint16(b>>16) | 0x40
+			case b&0x7f800000 == 0: // denormal or zero
+				h = uint16(b>>16) & 0x8000
+			default:
+				h = uint16((b + 0x7fff + (b>>16)&1) >> 16)
+			}
+			binary.LittleEndian.PutUint16(r[2*i:], h)
+		}
+		vm.setVec(reg, r[:32])
+	default:
+		return fmt.Errorf("encoded opcode %#x not in the subset", op)
+	}
+	return nil
+}
+
+// decodeEVEX decodes a 512-bit, W0, F3-prefixed, 0F38-map EVEX
+// instruction on register operands without masking: its opcode, ModRM.reg,
+// the vvvv source and ModRM.rm, each with its high bits.
+func decodeEVEX(c []byte) (op byte, reg, vvvv, rm int, err error) {
+	if len(c) != 6 || c[0] != 0x62 {
+		return 0, 0, 0, 0, fmt.Errorf("bytes % x: not a 6-byte EVEX instruction", c)
+	}
+	p0, p1, p2, modrm := c[1], c[2], c[3], c[5]
+	bit := func(b byte, n int) int { return int(b>>n) & 1 }
+	switch {
+	case p0&0x0f != 0b0010:
+		err = fmt.Errorf("bytes % x: not map 0F38", c)
+	case p1&0x87 != 0b110:
+		err = fmt.Errorf("bytes % x: not W0 with prefix F3", c)
+	case p2&0xf7 != 0b01000000:
+		err = fmt.Errorf("bytes % x: not 512 bits unmasked without broadcast", c)
+	case modrm>>6 != 3:
+		err = fmt.Errorf("bytes % x: memory operand", c)
+	}
+	if err != nil {
+		return
+	}
+	reg = int(modrm>>3&7) | (1-bit(p0, 7))<<3 | (1-bit(p0, 4))<<4
+	rm = int(modrm&7) | (1-bit(p0, 5))<<3 | (1-bit(p0, 6))<<4
+	vvvv = int(^p1>>3&15) | (1-bit(p2, 3))<<4
+	return c[4], reg, vvvv, rm, nil
 }
 
 // vmFamily builds the kernel family prefix ("sgemmKernelAVX512") of

@@ -31,10 +31,15 @@ func bf16To32Go(dst []float32, src []uint16) {
 }
 
 // ToBF16 returns a copy of p whose panels are bfloat16; p is unchanged.
-// LinearPacked on the copy computes with the rounded weights.
+// LinearPacked on the copy computes with the rounded weights: on CPUs with
+// AVX512_BF16 in VDPBF16PS, its input rounded to bfloat16 too (see
+// bf16dot.go); elsewhere in float32, the panels widened as they are used.
 func (p *PackedB) ToBF16() *PackedB {
-	if p.half != nil || p.q != nil {
+	if p.half != nil || p.q != nil || p.bp != nil {
 		return p
+	}
+	if bf16Native() {
+		return &PackedB{n: p.n, k: p.k, bp: packBF16Pairs(p.Unpack(), p.n, p.k)}
 	}
 	q := *p
 	q.data = nil
@@ -48,7 +53,7 @@ func (p *PackedB) ToBF16() *PackedB {
 }
 
 // BF16 reports whether p's panels are bfloat16.
-func (p *PackedB) BF16() bool { return p.half != nil }
+func (p *PackedB) BF16() bool { return p.half != nil || p.bp != nil }
 
 // Bytes returns the memory the packed panels take.
 func (p *PackedB) Bytes() int {
@@ -57,6 +62,9 @@ func (p *PackedB) Bytes() int {
 	}
 	if p.half != nil {
 		return 2 * len(p.half)
+	}
+	if p.bp != nil {
+		return 2 * len(p.bp.data)
 	}
 	return 4 * len(p.data)
 }

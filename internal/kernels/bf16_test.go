@@ -34,6 +34,8 @@ func TestToBF16(t *testing.T) {
 // bf16-packed weight gives exactly the float32 product with the weight
 // rounded to bfloat16 first, and that Unpack returns the rounded weight.
 func TestLinearPackedBF16(t *testing.T) {
+	old, _ := SetBF16Layout("widen")
+	defer SetBF16Layout(old)
 	r := rand.New(rand.NewPCG(5, 6))
 	withKernels(t, func(t *testing.T) {
 		for _, s := range []struct{ m, n, k int }{{1, 1, 1}, {5, 17, 33}, {50, 64, 300}, {7, 100, 513}, {13, 48, 256}, {50, 1203, 512}} {

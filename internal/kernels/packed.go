@@ -19,6 +19,10 @@ type PackedB struct {
 	// q holds the weight as int8 instead (see ToInt8); kern, kc, data
 	// and half are then unset.
 	q *qweights
+	// bp holds the weight as bfloat16 in the native products' layout
+	// instead (see ToBF16 and bf16dot.go); kern, kc, data and half are
+	// then unset.
+	bp *bweights
 }
 
 // N returns the number of output features (rows of the packed weight).
@@ -43,6 +47,9 @@ func PackLinear(w []float32, n, k int) *PackedB {
 func (p *PackedB) Unpack() []float32 {
 	if p.q != nil {
 		return p.q.unpack(p.n, p.k)
+	}
+	if p.bp != nil {
+		return p.bp.unpack(p.n, p.k)
 	}
 	if p.half != nil {
 		// Unpack the widened bf16 values.
@@ -117,6 +124,10 @@ func LinearPacked(y, x []float32, w *PackedB, bias []float32, m int, epi Epilogu
 	}
 	if w.q != nil {
 		linearInt8(y, x, w, bias, m, epi)
+		return
+	}
+	if w.bp != nil {
+		linearBF16(y, x, w, bias, m, epi)
 		return
 	}
 	beta := float32(0)
