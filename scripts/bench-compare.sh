@@ -10,8 +10,9 @@
 #   ROUNDS=3 scripts/bench-compare.sh              (goclip and ONNX Runtime alternated 3 times
 #                                                   per row; the row shows the medians and the
 #                                                   median of the per-round ratios)
-#   PRECISION=int8 scripts/bench-compare.sh        (goclip with --precision int8 or bf16; the
-#                                                   baselines stay fp32)
+#   PRECISION=int8 scripts/bench-compare.sh        (goclip with --precision int8 or bf16; ONNX
+#                                                   Runtime stays fp32; with bf16 the PyTorch
+#                                                   column is PyTorch's bf16 autocast)
 #
 # RN50 and RN101 measure the image tower only (PyTorch and the ONNX export
 # from scripts/bench/torch_rn50_bench.py, our own ModifiedResNet): their
@@ -49,6 +50,15 @@ esac
 coretype=Haswell
 grep -qw avx512f /proc/cpuinfo && coretype=SkylakeX
 torch() { OPENBLAS_CORETYPE=$coretype OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 "$torchscript" "$@"; }
+# With PRECISION=bf16 the PyTorch column is PyTorch's bf16 autocast
+# (scripts/bench/torch_bf16_bench.py, the same towers).
+torchtime() {
+  if [ "${PRECISION:-fp32}" = bf16 ]; then
+    GOCLIP_BENCH_DIR=$bench OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 scripts/bench/torch_bf16_bench.py "$@"
+  else
+    torch "$@"
+  fi
+}
 for what in $whats; do
   [ -f "$work/$arch-$what.onnx" ] || torch --arch "$arch" --what "$what" --export-onnx "$work/$arch-$what.onnx" 2>/dev/null
 done
@@ -61,7 +71,7 @@ for what in $whats; do
   for batch in 1 32; do
     p=nan
     case " ${TORCH_BATCHES:-1 32} " in *" $batch "*)
-      p=$(torch --arch "$arch" --what "$what" --batch "$batch" --threads "$threads" | ips) ;;
+      p=$(torchtime --arch "$arch" --what "$what" --batch "$batch" --threads "$threads" | ips) ;;
     esac
     gs= os= rs=
     for r in $(seq "$rounds"); do
