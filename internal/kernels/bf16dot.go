@@ -58,26 +58,53 @@ func toBF16DAZ(v float32) uint16 {
 func fromBF16(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
 
 // packBF16Pairs rounds an nn.Linear weight w[n,k] to bfloat16 in the
-// native layout.
+// native layout, one panel per task, writing each panel in order (its 32
+// rows read side by side).
 func packBF16Pairs(w []float32, n, k int) *bweights {
 	kp := (k + 1) &^ 1
 	q := &bweights{kp: kp, kc: bblock(kp), npanel: (n + bnr - 1) / bnr}
 	q.data = make([]uint16, q.npanel*bnr*kp)
 	Parallel(q.npanel, func(lo, hi int) {
-		for j := lo * bnr; j < min(hi*bnr, n); j++ {
-			row := w[j*k : j*k+k]
-			pan, col := j/bnr, j%bnr
+		for pan := lo; pan < hi; pan++ {
+			cols := min(bnr, n-pan*bnr)
 			for pc := 0; pc < kp; pc += q.kc {
 				kcLen := min(q.kc, kp-pc)
-				dst := q.data[pc*q.npanel*bnr+pan*kcLen*bnr:]
-				for i := pc; i < min(pc+kcLen, k); i++ {
-					dst[(i-pc)/2*2*bnr+2*col+(i-pc)%2] = toBF16DAZ(row[i])
+				dst := q.data[pc*q.npanel*bnr+pan*kcLen*bnr:][:kcLen*bnr]
+				for t := 0; t < kcLen/2; t++ {
+					i := pc + 2*t
+					d := dst[t*2*bnr : t*2*bnr+2*cols]
+					for c := range cols {
+						row := w[(pan*bnr+c)*k:][:k]
+						d[2*c] = toBF16DAZ(row[i])
+						if i+1 < k {
+							d[2*c+1] = toBF16DAZ(row[i+1])
+						}
+					}
 				}
 			}
 		}
 	})
 	return q
 }
+
+// PackLinearBF16 rounds an nn.Linear weight w[n,k] (out × in, row-major)
+// to bfloat16 for LinearPacked: the same weight as
+// PackLinear(w, n, k).ToBF16(), without the float32 copy where the
+// native layout is used (see BF16Native). It panics if w is shorter than
+// n·k.
+func PackLinearBF16(w []float32, n, k int) *PackedB {
+	if n <= 0 || k <= 0 || len(w) < n*k {
+		panic(fmt.Sprintf("kernels.PackLinearBF16: weight of %d elements for %d×%d", len(w), n, k))
+	}
+	if !bf16Native() {
+		return PackLinear(w, n, k).ToBF16()
+	}
+	return &PackedB{n: n, k: k, bp: packBF16Pairs(w, n, k)}
+}
+
+// BF16Native reports whether ToBF16 and PackLinearBF16 use the native
+// layout (see SetBF16Layout).
+func BF16Native() bool { return bf16Native() }
 
 // unpack returns the weight's bfloat16 values widened, in nn.Linear
 // layout.

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -358,5 +359,26 @@ func TestBF16KernelsAgree(t *testing.T) {
 		if want := toBF16DAZ(v); dst[i] != want {
 			t.Fatalf("VCVTNEPS2BF16(%#08x) = %#04x, want %#04x", math.Float32bits(v), dst[i], want)
 		}
+	}
+}
+
+// TestPackLinearBF16 checks that packing straight to bf16 gives the weight
+// that packing in float32 and converting gives, in either layout.
+func TestPackLinearBF16(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 7))
+	for _, layout := range []string{"native", "widen"} {
+		old, _ := SetBF16Layout(layout)
+		for _, sz := range [][2]int{{1, 1}, {33, 7}, {64, 600}, {70, 513}} {
+			n, k := sz[0], sz[1]
+			w := randSlice(r, n*k)
+			a, b := PackLinearBF16(w, n, k), PackLinear(w, n, k).ToBF16()
+			if (a.bp != nil) != (layout == "native") || !slicesEqualBits(a.Unpack(), b.Unpack()) || a.Bytes() != b.Bytes() {
+				t.Errorf("%s %v: PackLinearBF16 differs from PackLinear().ToBF16()", layout, sz)
+			}
+			if a.bp != nil && !slices.Equal(a.bp.data, b.bp.data) {
+				t.Errorf("%s %v: native panels differ", layout, sz)
+			}
+		}
+		SetBF16Layout(old)
 	}
 }

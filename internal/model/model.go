@@ -233,8 +233,9 @@ type loader struct {
 	scratch []float32        // gen's values for view
 	err     error
 	// prec converts every Linear weight as it is packed (see
-	// Model.UsePrecision); bf16 packs through one reused float32 buffer,
-	// so the float32 weights never exist all at once.
+	// Model.UsePrecision); bf16 packs straight into its native layout
+	// (kernels.BF16Native) or else through one reused float32 buffer, so
+	// the float32 weights never exist all at once.
 	prec    Precision
 	packBuf []float32
 }
@@ -390,6 +391,8 @@ func (l *loader) packed(weight, bias string, in, out int) Linear {
 		switch {
 		case l.prec == Int8 && kernels.CanInt8(in):
 			lin.packed = kernels.PackLinearInt8(w, out, in)
+		case l.prec == BF16 && kernels.BF16Native():
+			lin.packed = kernels.PackLinearBF16(w, out, in)
 		case l.prec == BF16:
 			if n := kernels.PackedLen(out, in); cap(l.packBuf) < n {
 				l.packBuf = make([]float32, n)
