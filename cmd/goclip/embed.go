@@ -37,7 +37,7 @@ func (mf *modelFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&mf.batch, "batch", 32, "inputs per forward pass")
 	fs.BoolVar(&mf.hf, "hf-preprocess", false, "use the Hugging Face CLIPImageProcessor order instead of openai/CLIP's")
 	fs.BoolVar(&mf.exif, "exif", false, "apply EXIF orientation before preprocessing (the reference does not)")
-	fs.StringVar(&mf.precision, "precision", "fp32", "weights of the linear layers: fp32 (exact), bf16 (half the memory, features within cosine ~0.9999) or int8 (a quarter of the memory, faster with AVX2, features within cosine ~0.999)")
+	fs.StringVar(&mf.precision, "precision", "fp32", "weights of the linear layers: fp32 (exact), bf16 (half the memory, faster with AVX512_BF16, features within cosine ~0.9999) or int8 (a quarter of the memory, faster with AVX2, features within cosine ~0.999)")
 }
 
 func (mf *modelFlags) load() (*clip.Model, error) {

@@ -20,8 +20,9 @@
 // PackMatMul a k×n right-hand matrix) and LinearPacked multiplies by it
 // with a fused epilogue (bias, QuickGELU,
 // GELU, residual add). Linear packs its weight on every call, which costs
-// about as much as the product itself at batch 1. PackedB.ToBF16 holds a
-// packed weight as bfloat16; PackLinearInt8 (or PackedB.ToInt8) holds it
+// about as much as the product itself at batch 1. PackedB.ToBF16 (or
+// PackLinearBF16) holds a packed weight as bfloat16, multiplied in
+// VDPBF16PS on CPUs with AVX512_BF16 (bf16dot.go); PackLinearInt8 (or PackedB.ToInt8) holds it
 // as int8 for exact integer products with inputs quantised per row
 // (int8.go), and PackConvInt8 does the same for 1×1 convolutions
 // (conv_int8.go).

@@ -63,7 +63,8 @@ const (
 	// FP32: float32 weights, the reference numbers.
 	FP32 Precision = "fp32"
 	// BF16: weights rounded to bfloat16, half the memory; the products
-	// run in float32 (see kernels.PackedB.ToBF16).
+	// run in VDPBF16PS on CPUs with AVX512_BF16 (inputs rounded to
+	// bfloat16 too), in float32 elsewhere (see kernels.PackedB.ToBF16).
 	BF16 Precision = "bf16"
 	// Int8: weights quantised to int8 per output feature, a quarter of
 	// the memory; inputs quantised per row to 16-bit integers and the
