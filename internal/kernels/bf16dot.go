@@ -237,15 +237,8 @@ func (g *bgemm) RunRange(lo, hi int) {
 		}
 		return
 	}
-	mTiles := (g.m + 5) / 6
-	nTiles := (g.w.n + bnr - 1) / bnr
 	for t := lo; t < hi; t++ {
-		ti, tj := t/g.pn, t%g.pn
-		m0 := min(g.m, (ti*mTiles/g.pm)*6)
-		m1 := min(g.m, ((ti+1)*mTiles/g.pm)*6)
-		n0 := min(g.w.n, (tj*nTiles/g.pn)*bnr)
-		n1 := min(g.w.n, ((tj+1)*nTiles/g.pn)*bnr)
-		if m0 < m1 && n0 < n1 {
+		if m0, m1, n0, n1 := workerTile(t, g.pm, g.pn, g.m, g.w.n, bnr); m0 < m1 && n0 < n1 {
 			g.tile(m0, m1, n0, n1)
 		}
 	}
@@ -294,20 +287,7 @@ func (g *bgemm) tile(m0, m1, n0, n1 int) {
 						continue
 					}
 					bkernel(g.useAsm, rr, kcLen/2, a, g.lda, &panel[0], &tmp[0], bnr, nil, 0)
-					for i := range rr {
-						dst := g.y[(ir+i)*n+jr : (ir+i)*n+jr+cols]
-						src := tmp[i*bnr : i*bnr+cols]
-						if bias != nil {
-							addTo(src, bias)
-						}
-						if accum != 0 {
-							for j, v := range src {
-								dst[j] += v
-							}
-						} else {
-							copy(dst, src)
-						}
-					}
+					storePartial(g.y, n, ir, jr, tmp[:], bnr, rr, cols, bias, accum)
 				}
 			}
 		}

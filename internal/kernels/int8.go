@@ -370,16 +370,44 @@ func (g *qgemm) RunRange(lo, hi int) {
 		}
 		return
 	}
-	mTiles := (g.m + 5) / 6
-	nTiles := (g.w.n + qnr - 1) / qnr
 	for t := lo; t < hi; t++ {
-		ti, tj := t/g.pn, t%g.pn
-		m0 := min(g.m, (ti*mTiles/g.pm)*6)
-		m1 := min(g.m, ((ti+1)*mTiles/g.pm)*6)
-		n0 := min(g.w.n, (tj*nTiles/g.pn)*qnr)
-		n1 := min(g.w.n, ((tj+1)*nTiles/g.pn)*qnr)
-		if m0 < m1 && n0 < n1 {
+		if m0, m1, n0, n1 := workerTile(t, g.pm, g.pn, g.m, g.w.n, qnr); m0 < m1 && n0 < n1 {
 			g.tile(m0, m1, n0, n1)
+		}
+	}
+}
+
+// workerTile returns the rows m0..m1 and columns n0..n1 of the output that
+// worker tile t of a pm×pn grid computes: whole 6-row tiles and whole
+// panels of nr columns, split as evenly as they go.
+func workerTile(t, pm, pn, m, n, nr int) (m0, m1, n0, n1 int) {
+	mTiles := (m + 5) / 6
+	nTiles := (n + nr - 1) / nr
+	ti, tj := t/pn, t%pn
+	m0 = min(m, (ti*mTiles/pm)*6)
+	m1 = min(m, ((ti+1)*mTiles/pm)*6)
+	n0 = min(n, (tj*nTiles/pn)*nr)
+	n1 = min(n, ((tj+1)*nTiles/pn)*nr)
+	return m0, m1, n0, n1
+}
+
+// storePartial writes the first cols columns of rr rows of a microkernel's
+// tile tmp (rows nr apart) into y (rows ldy apart, from row ir, column
+// jr), adding bias (when not nil) and adding to y when accum ≠ 0: the
+// edge of an output whose width is not a multiple of the panel's.
+func storePartial(y []float32, ldy, ir, jr int, tmp []float32, nr, rr, cols int, bias []float32, accum int) {
+	for i := range rr {
+		dst := y[(ir+i)*ldy+jr : (ir+i)*ldy+jr+cols]
+		src := tmp[i*nr : i*nr+cols]
+		if bias != nil {
+			addTo(src, bias)
+		}
+		if accum != 0 {
+			for j, v := range src {
+				dst[j] += v
+			}
+		} else {
+			copy(dst, src)
 		}
 	}
 }
@@ -443,20 +471,7 @@ func (g *qgemm) tile(m0, m1, n0, n1 int) {
 						continue
 					}
 					qkernel(g.useAsm, rr, kcLen/2, a, g.lda, &panel[0], &tmp[0], qnr, &g.sa[ir], &q.scale[jr], nil, 0)
-					for i := range rr {
-						dst := g.y[(ir+i)*n+jr : (ir+i)*n+jr+cols]
-						src := tmp[i*qnr : i*qnr+cols]
-						if bias != nil {
-							addTo(src, bias)
-						}
-						if accum != 0 {
-							for j, v := range src {
-								dst[j] += v
-							}
-						} else {
-							copy(dst, src)
-						}
-					}
+					storePartial(g.y, n, ir, jr, tmp[:], qnr, rr, cols, bias, accum)
 				}
 			}
 		}
