@@ -12,9 +12,9 @@ import (
 // out for VDPBF16PS instead of for widening (see bf16.go), and LinearPacked
 // rounds each row of its input to bfloat16 as well and multiplies the two
 // in VDPBF16PS: per pair of k, both products (exact in float32) added into
-// a float32 sum, 32 output columns per pair of instructions against 16 per
-// FMA pair in float32: twice the float32 kernel's arithmetic per
-// instruction. The input's rounding to bfloat16 is what PyTorch's bf16
+// a float32 sum, so one instruction does 32 multiply-adds where a 512-bit
+// FMA does 16: twice the float32 kernel's arithmetic per instruction, and
+// half its weight bytes. The input's rounding to bfloat16 is what PyTorch's bf16
 // autocast does too. Elsewhere the same layout and arithmetic run in
 // portable Go (tests use it to check the path's accuracy on any machine).
 
