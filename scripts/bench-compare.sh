@@ -18,7 +18,7 @@
 # from scripts/bench/torch_rn50_bench.py, our own ModifiedResNet): their
 # text tower is the ViT-B-32 text transformer, measured with ViT-B-32.
 #
-# Needs Debian's python3-torch (installed here if missing) and npm (for
+# Needs Debian's python3-torch with OpenBLAS (installed here if missing) and npm (for
 # onnxruntime-node, installed into a scratch folder). Timings on a shared
 # machine are noisy: compare ratios from the same run only.
 set -euo pipefail
@@ -29,8 +29,11 @@ bench=${GOCLIP_BENCH_DIR:-../shared/bench}
 work=${GOCLIP_BENCH_WORK:-${XDG_CACHE_HOME:-$HOME/.cache}/goclip/bench}
 mkdir -p "$work"
 
-if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch >/dev/null
+# python3-torch alone pulls in the reference BLAS (libblas3), ~35x slower
+# than OpenBLAS for PyTorch's float32 products: install OpenBLAS beside it
+# so that the baseline is PyTorch at its best.
+if ! /usr/bin/python3 -c 'import torch' 2>/dev/null || ! dpkg -s libopenblas0-pthread >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch libopenblas0-pthread >/dev/null
 fi
 if [ ! -d "$work/node_modules/onnxruntime-node" ]; then
   (cd "$work" && npm install --silent --ignore-scripts onnxruntime-node@1.30.0 >/dev/null)
