@@ -204,19 +204,9 @@ func linearBF16(y, x []float32, w *PackedB, bias []float32, m int, epi Epilogue)
 		xb: b.xb[:m*q.kp], lda: q.kp, useAsm: bAsm()}
 
 	g.cvt = true
-	if m*w.k >= 1<<16 {
-		parallelTask(m, g)
-	} else {
-		g.RunRange(0, m)
-	}
+	runRows(g, m, w.k)
 	g.cvt = false
-
-	wk := Workers()
-	if 2*m*w.n*w.k < minParallelFlops {
-		wk = 1
-	}
-	plan := gemm{kern: bgridKernel, m: m, n: w.n, k: w.k, packed: w}
-	g.pm, g.pn = plan.grid(wk)
+	g.pm, g.pn = gridFor(bgridKernel, w, m)
 	parallelTask(g.pm*g.pn, g)
 
 	*g = bgemm{}

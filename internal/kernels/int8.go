@@ -335,21 +335,11 @@ func linearInt8(y, x []float32, w *PackedB, bias []float32, m int, epi Epilogue)
 	*g = qgemm{w: w, x: x, y: y, bias: bias, m: m, epi: epi,
 		xq: b.xq[:m*q.kp], lda: q.kp, sa: b.sa[:m], qmax: qmaxFor(q.kc), useAsm: qAsm()}
 
-	// Quantise the rows, split over the pool when there are many values.
+	// Quantise the rows, then compute the tiles.
 	g.quant = true
-	if m*w.k >= 1<<16 {
-		parallelTask(m, g)
-	} else {
-		g.RunRange(0, m)
-	}
+	runRows(g, m, w.k)
 	g.quant = false
-
-	wk := Workers()
-	if 2*m*w.n*w.k < minParallelFlops {
-		wk = 1
-	}
-	plan := gemm{kern: qgridKernel, m: m, n: w.n, k: w.k, packed: w}
-	g.pm, g.pn = plan.grid(wk)
+	g.pm, g.pn = gridFor(qgridKernel, w, m)
 	parallelTask(g.pm*g.pn, g)
 
 	*g = qgemm{}
@@ -375,6 +365,28 @@ func (g *qgemm) RunRange(lo, hi int) {
 			g.tile(m0, m1, n0, n1)
 		}
 	}
+}
+
+// runRows runs t over the m rows of an input of k values each: on the
+// pool when they hold many values, else on the calling goroutine.
+func runRows(t Task, m, k int) {
+	if m*k >= 1<<16 {
+		parallelTask(m, t)
+	} else {
+		t.RunRange(0, m)
+	}
+}
+
+// gridFor returns the pm×pn grid of worker tiles for an m-row product by
+// w in tiles of kern's shape: one tile where the product is too small
+// to split.
+func gridFor(kern *microKernel, w *PackedB, m int) (pm, pn int) {
+	wk := Workers()
+	if 2*m*w.n*w.k < minParallelFlops {
+		wk = 1
+	}
+	plan := gemm{kern: kern, m: m, n: w.n, k: w.k, packed: w}
+	return plan.grid(wk)
 }
 
 // workerTile returns the rows m0..m1 and columns n0..n1 of the output that
